@@ -1,0 +1,253 @@
+//! Descriptors and descriptor chains of the split virtqueue (virtio 1.2 §2.7.5), including
+//! indirect descriptor tables (§2.7.5.3).
+//!
+//! Threat model: the descriptor table is written by the guest, possibly while we read it. Each
+//! descriptor is copied out once and only the copy is used; indices are bounded by the table size,
+//! chain length by the queue size (loops), buffers are checked against guest memory.
+
+use crate::error::{MemoryError, QueueError};
+use crate::memory::GuestMemory;
+
+/// Size of one descriptor in the table.
+pub const DESC_SIZE: u64 = 16;
+/// flags: the chain continues at `next`.
+pub const VIRTQ_DESC_F_NEXT: u16 = 1;
+/// flags: the buffer is device write-only (otherwise device read-only).
+pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+/// flags: the buffer holds an indirect descriptor table.
+pub const VIRTQ_DESC_F_INDIRECT: u16 = 4;
+
+/// `struct virtq_desc`, decoded from its little-endian form.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Descriptor {
+    pub addr: u64,
+    pub len: u32,
+    pub flags: u16,
+    pub next: u16,
+}
+
+impl Descriptor {
+    /// Decodes the 16-byte little-endian wire form.
+    pub fn from_le_bytes(b: [u8; 16]) -> Descriptor {
+        let mut addr = [0u8; 8];
+        addr.copy_from_slice(&b[0..8]);
+        Descriptor {
+            addr: u64::from_le_bytes(addr),
+            len: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+            flags: u16::from_le_bytes([b[12], b[13]]),
+            next: u16::from_le_bytes([b[14], b[15]]),
+        }
+    }
+
+    /// Encodes the 16-byte little-endian wire form.
+    pub fn to_le_bytes(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..8].copy_from_slice(&self.addr.to_le_bytes());
+        b[8..12].copy_from_slice(&self.len.to_le_bytes());
+        b[12..14].copy_from_slice(&self.flags.to_le_bytes());
+        b[14..16].copy_from_slice(&self.next.to_le_bytes());
+        b
+    }
+}
+
+/// One guest buffer of a chain: `[addr, addr + len)` in guest-physical space, checked to be
+/// inside guest memory (possibly spanning adjacent regions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buf {
+    pub addr: u64,
+    pub len: u32,
+}
+
+/// A validated descriptor chain: device-readable buffers, then device-writable ones.
+/// Zero-length descriptors are dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DescChain {
+    /// Head index: the id to return in the used ring.
+    pub head: u16,
+    pub readable: Vec<Buf>,
+    pub writable: Vec<Buf>,
+}
+
+impl DescChain {
+    /// Total bytes of the device-readable buffers.
+    pub fn readable_len(&self) -> u64 {
+        self.readable.iter().map(|b| u64::from(b.len)).sum()
+    }
+
+    /// Total bytes of the device-writable buffers.
+    pub fn writable_len(&self) -> u64 {
+        self.writable.iter().map(|b| u64::from(b.len)).sum()
+    }
+
+    /// The writable (`writable = true`) or readable buffers.
+    fn bufs(&self, writable: bool) -> &[Buf] {
+        if writable {
+            &self.writable
+        } else {
+            &self.readable
+        }
+    }
+
+    /// Appends iovecs for the writable (`writable = true`) or readable buffers, for readv/writev.
+    pub fn iovecs(&self, mem: &GuestMemory, writable: bool, out: &mut Vec<libc::iovec>) -> Result<(), MemoryError> {
+        self.iovecs_skip(mem, writable, 0, out)
+    }
+
+    /// As `iovecs`, leaving out the first `skip` bytes (e.g. the virtio-net header).
+    pub fn iovecs_skip(
+        &self,
+        mem: &GuestMemory,
+        writable: bool,
+        skip: u64,
+        out: &mut Vec<libc::iovec>,
+    ) -> Result<(), MemoryError> {
+        let mut skip = skip;
+        for b in self.bufs(writable) {
+            let len = u64::from(b.len);
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            mem.iovecs(b.addr + skip, (len - skip) as usize, out)?;
+            skip = 0;
+        }
+        Ok(())
+    }
+
+    /// Copies the first bytes of the readable buffers into `out`; returns how many were copied
+    /// (less than `out.len()` if the chain is shorter).
+    pub fn copy_from_readable(&self, mem: &GuestMemory, out: &mut [u8]) -> Result<usize, MemoryError> {
+        let mut done = 0;
+        for b in &self.readable {
+            if done == out.len() {
+                break;
+            }
+            let n = (out.len() - done).min(b.len as usize);
+            mem.read_bytes(b.addr, &mut out[done..done + n])?;
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Copies `data` into the start of the writable buffers (noting the write); returns how many
+    /// bytes fitted.
+    pub fn copy_to_writable(&self, mem: &GuestMemory, data: &[u8]) -> Result<usize, MemoryError> {
+        let mut done = 0;
+        for b in &self.writable {
+            if done == data.len() {
+                break;
+            }
+            let n = (data.len() - done).min(b.len as usize);
+            mem.write_bytes(b.addr, &data[done..done + n])?;
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Notes (for dirty-page logging) that the first `len` bytes of the writable buffers were
+    /// written, e.g. by a readv() into this chain's iovecs.
+    pub fn note_written(&self, mem: &GuestMemory, len: u64) {
+        let mut left = len;
+        for b in &self.writable {
+            if left == 0 {
+                break;
+            }
+            let n = left.min(u64::from(b.len));
+            mem.note_write(b.addr, n as usize);
+            left -= n;
+        }
+    }
+
+    /// Adds one buffer; enforces §2.7.4.2 (device-writable descriptors come after readable ones).
+    fn push(&mut self, mem: &GuestMemory, d: &Descriptor) -> Result<(), QueueError> {
+        let head = self.head;
+        let writable = d.flags & VIRTQ_DESC_F_WRITE != 0;
+        if !writable && !self.writable.is_empty() {
+            return Err(QueueError::ReadableAfterWritable { head });
+        }
+        if d.len == 0 {
+            return Ok(());
+        }
+        mem.check_range(d.addr, u64::from(d.len)).map_err(|source| QueueError::Memory { head, source })?;
+        let buf = Buf { addr: d.addr, len: d.len };
+        if writable {
+            self.writable.push(buf);
+        } else {
+            self.readable.push(buf);
+        }
+        Ok(())
+    }
+}
+
+/// Copies descriptor `index` of the table at `table` (of `table_len` entries) out of guest memory.
+fn read_desc(mem: &GuestMemory, head: u16, table: u64, index: u16, table_len: u32) -> Result<Descriptor, QueueError> {
+    if u32::from(index) >= table_len {
+        return Err(QueueError::DescIndexOutOfRange { index, table_len });
+    }
+    let mut raw = [0u8; 16];
+    let gpa = table.checked_add(u64::from(index) * DESC_SIZE).ok_or(QueueError::Memory {
+        head,
+        source: MemoryError::GpaOutOfRange { gpa: table, len: DESC_SIZE },
+    })?;
+    mem.read_bytes(gpa, &mut raw).map_err(|source| QueueError::Memory { head, source })?;
+    Ok(Descriptor::from_le_bytes(raw))
+}
+
+/// Walks the chain starting at `head` in the descriptor table at `table` of a queue of `size`.
+pub(crate) fn walk_chain(mem: &GuestMemory, table: u64, size: u16, head: u16) -> Result<DescChain, QueueError> {
+    let mut chain = DescChain { head, readable: Vec::new(), writable: Vec::new() };
+    let max = u32::from(size);
+    let mut index = head;
+    let mut visited = 0u32;
+    loop {
+        // §2.7.5.3.1: a chain is never longer than the queue size; more means a loop.
+        visited += 1;
+        if visited > max {
+            return Err(QueueError::ChainTooLong { head, max });
+        }
+        let d = read_desc(mem, head, table, index, max)?;
+        if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
+            // §2.7.5.3.1: "MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT".
+            if d.flags & VIRTQ_DESC_F_NEXT != 0 {
+                return Err(QueueError::IndirectWithNext { head });
+            }
+            walk_indirect(mem, &d, size, &mut chain)?;
+            return Ok(chain);
+        }
+        chain.push(mem, &d)?;
+        if d.flags & VIRTQ_DESC_F_NEXT == 0 {
+            return Ok(chain);
+        }
+        index = d.next;
+    }
+}
+
+/// Walks the indirect table described by `indirect` (§2.7.5.3.2), appending to `chain`.
+fn walk_indirect(mem: &GuestMemory, indirect: &Descriptor, size: u16, chain: &mut DescChain) -> Result<(), QueueError> {
+    let head = chain.head;
+    let len = indirect.len;
+    let entries = len / DESC_SIZE as u32;
+    // The table holds at most queue-size descriptors (§2.7.5.3.1: no chain longer than the queue size).
+    if len == 0 || len % DESC_SIZE as u32 != 0 || entries > u32::from(size) {
+        return Err(QueueError::BadIndirectLen { head, len });
+    }
+    mem.check_range(indirect.addr, u64::from(len)).map_err(|source| QueueError::Memory { head, source })?;
+    let mut index = 0u16;
+    let mut visited = 0u32;
+    loop {
+        visited += 1;
+        if visited > entries {
+            return Err(QueueError::ChainTooLong { head, max: entries });
+        }
+        let d = read_desc(mem, head, indirect.addr, index, entries)?;
+        // §2.7.5.3.1: "MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor".
+        if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
+            return Err(QueueError::NestedIndirect { head });
+        }
+        chain.push(mem, &d)?;
+        if d.flags & VIRTQ_DESC_F_NEXT == 0 {
+            return Ok(());
+        }
+        index = d.next;
+    }
+}
