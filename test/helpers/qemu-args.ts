@@ -1,0 +1,43 @@
+// The QEMU command line of a test guest. Pure, so that what the harness boots can be read and
+// checked without starting QEMU.
+
+export interface QemuGuestConfig {
+  kernel: string;
+  initrd: string;
+  memoryMiB: number;
+  cpus: number;
+  /** The kernel command line after `console=ttyS0 panic=-1`. */
+  kernelArgs: string[];
+  /** The netdev and whatever it needs, e.g. ['-netdev', 'tap,id=n0,…'] or ['-chardev', …, '-netdev', 'vhost-user,…']. */
+  netdevArgs: string[];
+  /** The `-device` value, e.g. 'virtio-net-pci,netdev=n0,mac=…' (with vhost-user under TCG: add vectors=0). */
+  deviceArgs: string;
+}
+
+/**
+ * Arguments for qemu-system-x86_64: TCG (no KVM here), no default devices, the serial console on
+ * stdio (the command agent's channel), no reboot (a guest panic or poweroff ends QEMU). Guest memory
+ * is always a shared memfd as one NUMA node: a vhost-user back-end must map it, and it is harmless
+ * for QEMU's own netdevs.
+ */
+export function qemuGuestArgs(config: QemuGuestConfig): string[] {
+  return [
+    '-accel', 'tcg',
+    '-cpu', 'max',
+    '-smp', String(config.cpus),
+    '-m', `${config.memoryMiB}M`,
+    '-object', `memory-backend-memfd,id=mem,size=${config.memoryMiB}M,share=on`,
+    '-numa', 'node,memdev=mem',
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-chardev', 'stdio,id=console,signal=off',
+    '-serial', 'chardev:console',
+    '-no-reboot',
+    '-kernel', config.kernel,
+    '-initrd', config.initrd,
+    '-append', ['console=ttyS0', 'panic=-1', ...config.kernelArgs].join(' '),
+    ...config.netdevArgs,
+    '-device', config.deviceArgs,
+  ];
+}
