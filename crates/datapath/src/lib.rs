@@ -1,1 +1,18 @@
-//! placeholder
+//! The data plane of vhost-user-net (pure Rust, no Node-API): one worker thread per started queue
+//! pair moving frames between the guest's virtqueues and a port (a TAP queue today), the TAP
+//! device itself, and per queue pair counters.
+
+pub mod counters;
+pub mod device;
+mod epoll;
+mod eventfd;
+mod port;
+mod ring;
+mod rx;
+pub mod tap;
+mod tx;
+pub mod worker;
+
+pub use counters::{Counters, CountersSnapshot};
+pub use tap::{AppliedOffloads, Tap, TapError};
+pub use worker::{RingSetup, Worker, WorkerConfig, WorkerError, WorkerReport};

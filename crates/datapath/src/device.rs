@@ -1,0 +1,454 @@
+//! The data-plane side of one vhost-user-net device: guest memory, the configuration of every
+//! virtqueue, and the worker of each started queue pair. The control plane calls one method per
+//! ring or memory request.
+//!
+//! Invariant: a running worker owns copies of everything it reads (memory table, ring state, fds).
+//! Every change is made with the affected queue pair's worker stopped — stop (which hands back the
+//! rings' `next_avail`/`next_used`), change, restart — so a worker never sees a half-made change
+//! and nothing a ring has consumed is processed twice.
+//!
+//! Threat model: the front-end chooses every address, size and index passed here (hostile input,
+//! see DESIGN.md); the guest chooses what the rings contain. Errors here are for the front-end
+//! (a failure reply); guest faults reach `on_event` from the worker thread.
+
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use vring::features::*;
+use vring::{GuestMemory, MemoryError, MemoryRegion, QueueError, QueueState, RegionSpec, VIRTIO_NET_HDR_LEN};
+
+use crate::counters::{Counters, CountersSnapshot};
+use crate::eventfd;
+use crate::tap::{AppliedOffloads, Tap, TapError};
+use crate::worker::{RingSetup, Worker, WorkerConfig, WorkerError};
+
+/// Ethernet header plus one 802.1Q tag: what a frame adds on top of the MTU.
+const L2_OVERHEAD: usize = 14 + 4;
+/// Largest GSO frame a TAP hands over (64 KiB IP packet + Ethernet header).
+const MAX_GSO_FRAME: usize = 65535 + 14;
+/// Legacy virtio-net header without `num_buffers` (neither VERSION_1 nor MRG_RXBUF).
+const LEGACY_HDR_LEN: usize = 10;
+pub const DEFAULT_MTU: u16 = 1500;
+
+/// SET_VRING_ADDR as the front-end sent it: ring addresses are front-end virtual addresses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VringAddrs {
+    pub desc_user_addr: u64,
+    pub avail_user_addr: u64,
+    pub used_user_addr: u64,
+    pub flags: u32,
+    pub log_guest_addr: u64,
+}
+
+/// What a device tells the control plane from its workers' threads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceEvent {
+    /// **hostile** (guest): a queue pair stopped because the driver broke a ring.
+    Fault { queue_pair: u16, message: String },
+    /// Something worth a log line that needs no action (e.g. a ring resumed at the used index).
+    Notice { message: String },
+}
+
+pub type EventSink = Arc<dyn Fn(DeviceEvent) + Send + Sync>;
+
+#[derive(Debug)]
+pub enum DeviceError {
+    /// **hostile** (front-end): a queue index past the device's queues.
+    BadQueueIndex { index: u16, count: u16 },
+    /// **hostile** (front-end): a region table that cannot be mapped (overlap, short file, …).
+    Memory(MemoryError),
+    /// **hostile** (front-end): a ring whose addresses or size do not fit guest memory.
+    Ring { index: u16, source: QueueError },
+    /// **hostile** (front-end): ring addresses outside every memory region.
+    RingAddress { index: u16, what: &'static str, source: MemoryError },
+    /// The TAP refused a setting (vnet header size, offloads).
+    Tap(TapError),
+    /// A queue pair's worker could not be started.
+    Worker { queue_pair: u16, source: WorkerError },
+}
+
+impl DeviceError {
+    /// The stable code JavaScript sees on the thrown Error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeviceError::BadQueueIndex { .. } => "VU_ERR_BAD_QUEUE_INDEX",
+            DeviceError::Memory(_) => "VU_ERR_GUEST_MEMORY",
+            DeviceError::Ring { .. } | DeviceError::RingAddress { .. } => "VU_ERR_BAD_RING",
+            DeviceError::Tap(_) => "VU_ERR_TAP",
+            DeviceError::Worker { .. } => "VU_ERR_WORKER",
+        }
+    }
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::BadQueueIndex { index, count } => write!(f, "queue {index} does not exist (the device has {count})"),
+            DeviceError::Memory(e) => write!(f, "memory table refused: {e}"),
+            DeviceError::Ring { index, source } => write!(f, "queue {index}: {source}"),
+            DeviceError::RingAddress { index, what, source } => write!(f, "queue {index}: {what} ring: {source}"),
+            DeviceError::Tap(e) => write!(f, "{e}"),
+            DeviceError::Worker { queue_pair, source } => write!(f, "queue pair {queue_pair}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+impl From<MemoryError> for DeviceError {
+    fn from(e: MemoryError) -> Self {
+        DeviceError::Memory(e)
+    }
+}
+
+impl From<TapError> for DeviceError {
+    fn from(e: TapError) -> Self {
+        DeviceError::Tap(e)
+    }
+}
+
+/// One virtqueue's configuration as the front-end set it.
+#[derive(Default)]
+struct VringSlot {
+    num: u16,
+    addrs: Option<VringAddrs>,
+    next_avail: u16,
+    /// Exact while the ring has run since the last SET_VRING_BASE; None means "take the driver's
+    /// used.idx at start" (a fresh ring, a restored one after migration or reconnect).
+    next_used: Option<u16>,
+    /// Some ⇔ the ring is started (spec "Ring states").
+    kick: Option<Arc<OwnedFd>>,
+    call: Option<Arc<OwnedFd>>,
+    err: Option<Arc<OwnedFd>>,
+    enabled: bool,
+}
+
+pub struct NetDevice {
+    tap: Tap,
+    memory: Arc<GuestMemory>,
+    vrings: Vec<VringSlot>,
+    workers: Vec<Option<Worker>>,
+    counters: Vec<Arc<Counters>>,
+    features: u64,
+    mtu: u16,
+    on_event: EventSink,
+}
+
+fn has(features: u64, bit: u32) -> bool {
+    features & (1u64 << bit) != 0
+}
+
+impl NetDevice {
+    /// A device with `tap.queue_count()` queue pairs and no memory, no rings.
+    pub fn new(tap: Tap, on_event: EventSink) -> NetDevice {
+        let pairs = tap.queue_count() as usize;
+        NetDevice {
+            tap,
+            memory: Arc::new(GuestMemory::empty()),
+            vrings: (0..pairs * 2).map(|_| VringSlot::default()).collect(),
+            workers: (0..pairs).map(|_| None).collect(),
+            counters: (0..pairs).map(|_| Arc::new(Counters::new())).collect(),
+            features: 0,
+            mtu: DEFAULT_MTU,
+            on_event,
+        }
+    }
+
+    pub fn queue_pairs(&self) -> u16 {
+        self.workers.len() as u16
+    }
+
+    pub fn tap_name(&self) -> &str {
+        self.tap.name()
+    }
+
+    /// SET_FEATURES: header length, MRG_RXBUF, EVENT_IDX and the TAP offloads follow the driver.
+    pub fn set_features(&mut self, features: u64) -> Result<AppliedOffloads, DeviceError> {
+        self.stop_all();
+        let applied = self.apply_features(features);
+        let restarted = self.start_all();
+        let applied = applied?;
+        restarted?;
+        Ok(applied)
+    }
+
+    fn apply_features(&mut self, features: u64) -> Result<AppliedOffloads, DeviceError> {
+        self.tap.set_vnet_hdr_len(vnet_hdr_len(features))?;
+        let applied = self.tap.set_offloads(features)?;
+        self.features = features;
+        Ok(applied)
+    }
+
+    /// NET_SET_MTU (or the configured MTU): bounds the RX frames expected without guest GSO.
+    pub fn set_mtu(&mut self, mtu: u16) -> Result<(), DeviceError> {
+        self.with_all_stopped(|d| {
+            d.mtu = mtu;
+            Ok(())
+        })
+    }
+
+    /// SET_MEM_TABLE: maps every region (the fds are closed once mapped, also on failure) and
+    /// replaces the table; running rings are re-translated against the new table.
+    pub fn set_mem_table(&mut self, regions: Vec<(RegionSpec, OwnedFd)>) -> Result<(), DeviceError> {
+        let mapped = regions
+            .into_iter()
+            .map(|(spec, fd)| MemoryRegion::map(spec, fd.as_raw_fd()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let memory = GuestMemory::new(mapped)?;
+        self.replace_memory(memory)
+    }
+
+    /// ADD_MEM_REG.
+    pub fn add_mem_region(&mut self, spec: RegionSpec, fd: OwnedFd) -> Result<(), DeviceError> {
+        let region = MemoryRegion::map(spec, fd.as_raw_fd())?;
+        let memory = self.memory.with_region_added(region)?;
+        self.replace_memory(memory)
+    }
+
+    /// REM_MEM_REG: the region is unmapped once no worker uses it any more.
+    pub fn remove_mem_region(&mut self, spec: RegionSpec) -> Result<(), DeviceError> {
+        let memory = self.memory.with_region_removed(&spec)?;
+        self.replace_memory(memory)
+    }
+
+    fn replace_memory(&mut self, memory: GuestMemory) -> Result<(), DeviceError> {
+        self.with_all_stopped(|d| {
+            d.memory = Arc::new(memory);
+            Ok(())
+        })
+    }
+
+    pub fn set_vring_num(&mut self, index: u16, num: u16) -> Result<(), DeviceError> {
+        self.with_ring_stopped(index, |slot| slot.num = num)
+    }
+
+    /// SET_VRING_ADDR: the addresses are checked against the memory table now, so a bad one fails
+    /// this request rather than a later SET_VRING_KICK.
+    pub fn set_vring_addr(&mut self, index: u16, addrs: VringAddrs) -> Result<(), DeviceError> {
+        self.check_index(index)?;
+        let num = self.vrings[index as usize].num.max(1);
+        translate_rings(&self.memory, index, &addrs, num)?;
+        self.with_ring_stopped(index, |slot| slot.addrs = Some(addrs))
+    }
+
+    /// SET_VRING_BASE: where the ring resumes; the used index is taken from the driver's ring.
+    pub fn set_vring_base(&mut self, index: u16, next_avail: u16) -> Result<(), DeviceError> {
+        self.with_ring_stopped(index, |slot| {
+            slot.next_avail = next_avail;
+            slot.next_used = None;
+        })
+    }
+
+    /// GET_VRING_BASE: stops the ring and returns the next avail index it would have processed.
+    /// Everything the ring consumed is in the used ring and published. The enable state is kept:
+    /// it is a separate property of the ring (spec "Ring states"), so a ring restarted by
+    /// SET_VRING_KICK is not drained as "disabled" before the front-end re-enables it.
+    pub fn get_vring_base(&mut self, index: u16) -> Result<u16, DeviceError> {
+        self.with_ring_stopped(index, |slot| slot.kick = None)?;
+        Ok(self.vrings[index as usize].next_avail)
+    }
+
+    /// SET_VRING_KICK: the ring is started and processed from now on (what is already available
+    /// is processed at once: a kick sent before the ring started is not lost).
+    pub fn set_vring_kick(&mut self, index: u16, kick: OwnedFd) -> Result<(), DeviceError> {
+        self.with_ring_stopped(index, |slot| slot.kick = Some(Arc::new(kick)))
+    }
+
+    pub fn set_vring_call(&mut self, index: u16, call: Option<OwnedFd>) -> Result<(), DeviceError> {
+        self.with_ring_stopped(index, |slot| slot.call = call.map(Arc::new))
+    }
+
+    pub fn set_vring_err(&mut self, index: u16, err: Option<OwnedFd>) -> Result<(), DeviceError> {
+        self.with_ring_stopped(index, |slot| slot.err = err.map(Arc::new))
+    }
+
+    pub fn set_vring_enable(&mut self, index: u16, enabled: bool) -> Result<(), DeviceError> {
+        self.with_ring_stopped(index, |slot| slot.enabled = enabled)
+    }
+
+    /// Back to a fresh device: rings stopped, memory unmapped, every fd closed. The TAP stays open.
+    pub fn reset(&mut self) {
+        self.stop_all();
+        self.memory = Arc::new(GuestMemory::empty());
+        self.vrings.iter_mut().for_each(|slot| *slot = VringSlot::default());
+        self.features = 0;
+    }
+
+    pub fn counters(&self) -> Vec<CountersSnapshot> {
+        self.counters.iter().map(|c| c.snapshot()).collect()
+    }
+
+    fn check_index(&self, index: u16) -> Result<(), DeviceError> {
+        if (index as usize) < self.vrings.len() {
+            Ok(())
+        } else {
+            Err(DeviceError::BadQueueIndex { index, count: self.vrings.len() as u16 })
+        }
+    }
+
+    fn with_ring_stopped(&mut self, index: u16, change: impl FnOnce(&mut VringSlot)) -> Result<(), DeviceError> {
+        self.check_index(index)?;
+        let pair = index / 2;
+        self.stop_pair(pair);
+        change(&mut self.vrings[index as usize]);
+        self.start_pair(pair)
+    }
+
+    fn with_all_stopped(&mut self, change: impl FnOnce(&mut Self) -> Result<(), DeviceError>) -> Result<(), DeviceError> {
+        self.stop_all();
+        let changed = change(self);
+        let restarted = self.start_all();
+        changed?;
+        restarted
+    }
+
+    fn stop_all(&mut self) {
+        (0..self.queue_pairs()).for_each(|pair| self.stop_pair(pair));
+    }
+
+    /// Starts every pair that can run; the first error is returned, the other pairs still start.
+    fn start_all(&mut self) -> Result<(), DeviceError> {
+        let mut first_error = None;
+        for pair in 0..self.queue_pairs() {
+            if let Err(e) = self.start_pair(pair) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn stop_pair(&mut self, pair: u16) {
+        let Some(worker) = self.workers[pair as usize].take() else { return };
+        let report = worker.stop();
+        for (state, index) in [(report.rx, pair * 2), (report.tx, pair * 2 + 1)] {
+            if let Some(state) = state {
+                let slot = &mut self.vrings[index as usize];
+                slot.next_avail = state.next_avail;
+                slot.next_used = Some(state.next_used);
+            }
+        }
+    }
+
+    /// Starts the pair's worker if at least one of its rings is started and fully configured.
+    fn start_pair(&mut self, pair: u16) -> Result<(), DeviceError> {
+        debug_assert!(self.workers[pair as usize].is_none());
+        let rx = self.ring_setup(pair * 2)?;
+        let tx = self.ring_setup(pair * 2 + 1)?;
+        if rx.is_none() && tx.is_none() {
+            return Ok(());
+        }
+        let port_fd = self.tap.queue_fd(pair).expect("the TAP has one queue per pair");
+        let hdr_len = vnet_hdr_len(self.features);
+        let config = WorkerConfig {
+            memory: self.memory.clone(),
+            rx,
+            tx,
+            port_fd,
+            mrg_rxbuf: has(self.features, VIRTIO_NET_F_MRG_RXBUF),
+            vnet_hdr_len: hdr_len,
+            max_rx_frame: max_rx_frame(self.features, self.mtu, hdr_len),
+            counters: self.counters[pair as usize].clone(),
+            on_fault: self.fault_reporter(pair),
+        };
+        let worker = Worker::start(config).map_err(|source| DeviceError::Worker { queue_pair: pair, source })?;
+        self.workers[pair as usize] = Some(worker);
+        Ok(())
+    }
+
+    /// On a guest fault: signal the pair's error eventfds (SET_VRING_ERR) and tell the control plane.
+    fn fault_reporter(&self, pair: u16) -> Box<dyn Fn(String) + Send> {
+        let err_fds: Vec<Arc<OwnedFd>> =
+            [pair * 2, pair * 2 + 1].iter().filter_map(|&i| self.vrings[i as usize].err.clone()).collect();
+        let on_event = self.on_event.clone();
+        Box::new(move |message| {
+            err_fds.iter().for_each(|fd| eventfd::signal(fd));
+            on_event(DeviceEvent::Fault { queue_pair: pair, message });
+        })
+    }
+
+    /// The ring's saved state, if it is started and configured (None: not started yet).
+    fn ring_setup(&mut self, index: u16) -> Result<Option<RingSetup>, DeviceError> {
+        let slot = &self.vrings[index as usize];
+        let (Some(kick), Some(addrs)) = (slot.kick.clone(), slot.addrs) else { return Ok(None) };
+        if slot.num == 0 || self.memory.regions().next().is_none() {
+            return Ok(None);
+        }
+        let (desc_addr, avail_addr, used_addr) = translate_rings(&self.memory, index, &addrs, slot.num)?;
+        let next_used = match slot.next_used {
+            Some(used) => used,
+            None => self.resume_used_index(index, used_addr)?,
+        };
+        let slot = &self.vrings[index as usize];
+        let state = QueueState {
+            size: slot.num,
+            desc_addr,
+            avail_addr,
+            used_addr,
+            next_avail: slot.next_avail,
+            next_used,
+            event_idx: has(self.features, VIRTIO_RING_F_EVENT_IDX),
+        };
+        Ok(Some(RingSetup { state, kick, call: slot.call.clone(), enabled: slot.enabled }))
+    }
+
+    /// A ring (re)started from SET_VRING_BASE continues at the driver's used.idx. If the base
+    /// differs, chains between them were taken by a previous back-end but never completed: like
+    /// DPDK we resume at used.idx (TX frames among them may be sent twice; RX buffers are reused).
+    fn resume_used_index(&mut self, index: u16, used_addr: u64) -> Result<u16, DeviceError> {
+        let used_idx: u16 = self
+            .memory
+            .read_obj(used_addr + 2)
+            .map_err(|source| DeviceError::RingAddress { index, what: "used", source })?;
+        let slot = &mut self.vrings[index as usize];
+        if used_idx != slot.next_avail {
+            (self.on_event)(DeviceEvent::Notice {
+                message: format!(
+                    "queue {index}: base {} differs from the driver's used index {used_idx}; resuming at {used_idx} (in-flight chains are redone)",
+                    slot.next_avail
+                ),
+            });
+            slot.next_avail = used_idx;
+        }
+        slot.next_used = Some(used_idx);
+        Ok(used_idx)
+    }
+}
+
+impl Drop for NetDevice {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// virtio 1.2 §5.1.6: the header has `num_buffers` (12 bytes) with VERSION_1 or MRG_RXBUF.
+pub fn vnet_hdr_len(features: u64) -> usize {
+    if has(features, VIRTIO_F_VERSION_1) || has(features, VIRTIO_NET_F_MRG_RXBUF) {
+        VIRTIO_NET_HDR_LEN
+    } else {
+        LEGACY_HDR_LEN
+    }
+}
+
+/// The largest frame (header included) the TAP may hand to this guest: a whole GSO super-frame
+/// when the guest accepts TSO/UFO, otherwise one MTU-sized frame.
+pub fn max_rx_frame(features: u64, mtu: u16, hdr_len: usize) -> usize {
+    let gso = [VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_GUEST_UFO, VIRTIO_NET_F_GUEST_USO4, VIRTIO_NET_F_GUEST_USO6]
+        .iter()
+        .any(|&bit| has(features, bit));
+    hdr_len + if gso { MAX_GSO_FRAME } else { mtu as usize + L2_OVERHEAD }
+}
+
+/// Front-end virtual ring addresses → guest-physical, each whole ring inside one region
+/// (sizes from virtio 1.2 §2.7: desc 16·n, avail 6 + 2·n, used 6 + 8·n).
+fn translate_rings(memory: &GuestMemory, index: u16, addrs: &VringAddrs, num: u16) -> Result<(u64, u64, u64), DeviceError> {
+    let n = num as usize;
+    let gpa = |what, user_addr, len| {
+        memory.user_to_guest(user_addr, len).map_err(|source| DeviceError::RingAddress { index, what, source })
+    };
+    Ok((
+        gpa("descriptor", addrs.desc_user_addr, 16 * n)?,
+        gpa("available", addrs.avail_user_addr, 6 + 2 * n)?,
+        gpa("used", addrs.used_user_addr, 6 + 8 * n)?,
+    ))
+}

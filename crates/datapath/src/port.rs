@@ -1,0 +1,88 @@
+//! Where a queue pair's frames go to and come from. Today only a TAP queue fd; a userspace L2
+//! switch port (frames copied between guests) is meant to become a second variant, so the worker
+//! only ever talks to `Port`.
+//!
+//! Frames on a port carry the virtio-net header in front (the TAP was opened with IFF_VNET_HDR),
+//! so guest checksum/GSO metadata passes through untouched.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+/// Most iovecs one readv/writev accepts (Linux UIO_MAXIOV).
+pub const MAX_IOVECS: usize = 1024;
+
+/// A scratch list of iovecs, reused frame after frame by the thread that owns it.
+#[derive(Default)]
+pub struct IoVecs(pub Vec<libc::iovec>);
+
+// SAFETY: the iovecs only ever point into guest memory mappings (shared memory owned by a
+// `GuestMemory`, which is Send + Sync, kept alive by the same worker) or into a heap byte owned by
+// the same worker; the list is refilled before every use, so moving it to the worker thread moves
+// no pointer that is dereferenced on another thread.
+unsafe impl Send for IoVecs {}
+
+/// Result of asking the port for one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A frame was taken from the port and this many bytes (header included) were written into
+    /// the iovecs. A frame longer than the iovecs is cut short (the rest is lost).
+    Frame(usize),
+    /// Nothing queued right now.
+    Empty,
+}
+
+#[derive(Debug)]
+pub enum Port {
+    /// One queue fd of a TAP / macvtap device (non-blocking).
+    Tap(Arc<OwnedFd>),
+}
+
+impl Port {
+    /// The fd to watch for readability (a frame is waiting).
+    pub fn readiness_fd(&self) -> RawFd {
+        match self {
+            Port::Tap(fd) => fd.as_raw_fd(),
+        }
+    }
+
+    /// Sends one frame (header + data) gathered from `iov` (at most MAX_IOVECS entries).
+    pub fn send(&self, iov: &[libc::iovec]) -> io::Result<()> {
+        match self {
+            Port::Tap(fd) => loop {
+                // SAFETY: every iovec points into mapped guest memory that pop_chain/iovecs checked,
+                // and the kernel only reads from it; `iov.len()` entries are valid.
+                let n =
+                    unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
+                if n >= 0 {
+                    return Ok(());
+                }
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EINTR) {
+                    return Err(err);
+                }
+            },
+        }
+    }
+
+    /// Receives one frame (header + data) scattered into `iov` (at most MAX_IOVECS entries).
+    pub fn receive(&self, iov: &[libc::iovec]) -> io::Result<Received> {
+        match self {
+            Port::Tap(fd) => loop {
+                // SAFETY: every iovec points into mapped, writable guest memory that pop_chain/iovecs
+                // checked; the kernel writes at most iov_len bytes to each; `iov.len()` entries are valid.
+                let n =
+                    unsafe { libc::readv(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
+                if n >= 0 {
+                    return Ok(Received::Frame(n as usize));
+                }
+                let err = io::Error::last_os_error();
+                match err.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => return Ok(Received::Empty),
+                    _ => return Err(err),
+                }
+            },
+        }
+    }
+}
