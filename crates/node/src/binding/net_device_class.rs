@@ -1,0 +1,283 @@
+//! `class NetDevice`: the data plane of one vhost-user-net device on a TAP
+//! (`datapath::device::NetDevice`). One method per ring/memory request; this file only converts.
+//!
+//! `new NetDevice(tapName, queuePairs, onEvent)` opens the TAP; `onEvent({ kind, queuePair, message })`
+//! receives guest faults ('fault') and notices ('notice') from the worker threads.
+//! Fd arguments are owned by the device from the call on, also when the call throws.
+
+use std::ffi::c_void;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::{Arc, Mutex};
+
+use datapath::device::{DeviceEvent, NetDevice, VringAddrs};
+use datapath::Tap;
+use vring::RegionSpec;
+
+use super::js::*;
+use super::tsfn::Tsfn;
+use crate::napi_sys::*;
+
+/// The wrapped state: None once `close()` ran (workers stopped, TAP closed, fds released).
+struct Device(Option<NetDevice>);
+
+pub unsafe extern "C" fn constructor(env: napi_env, info: napi_callback_info) -> napi_value {
+    // SAFETY: env and info of this callback.
+    unsafe {
+        run(env, info, |call| {
+            let tap_name = get_string(env, call.args[0], "tapName")?;
+            let queue_pairs = get_integer(env, call.args[1], "queuePairs", u16::MAX as f64)? as u16;
+            let on_event = get_function(env, call.args[2], "onEvent")?;
+            let tap = Tap::open(&tap_name, queue_pairs).map_err(|e| coded(e.code(), e.to_string()))?;
+            // SAFETY (of the deliver closure): Tsfn calls it on the JavaScript thread with the env
+            // and callbacks of the running threadsafe-function call, as deliver_event requires.
+            let deliver = Box::new(|env, callbacks: &[napi_value], event| deliver_event(env, callbacks, event));
+            let tsfn = Tsfn::new(env, "vhost-user-net:device", &[on_event], deliver)?;
+            let tsfn = Mutex::new(tsfn);
+            let sink = Arc::new(move |event: DeviceEvent| tsfn.lock().unwrap_or_else(|e| e.into_inner()).call(event));
+            let device = NetDevice::new(tap, sink);
+            set(env, call.this, c"tapName", string(env, device.tap_name())?)?;
+            let native = Box::into_raw(Box::new(Device(Some(device))));
+            let status = napi_wrap(env, call.this, native as *mut c_void, Some(finalize), ptr::null_mut(), ptr::null_mut());
+            if let Err(e) = check(status) {
+                drop(Box::from_raw(native));
+                return Err(e);
+            }
+            undefined(env)
+        })
+    }
+}
+
+/// Runs on the JavaScript thread for each device event.
+///
+/// # Safety
+/// `env` and `callbacks` (onEvent) come from the running threadsafe-function call.
+unsafe fn deliver_event(env: napi_env, callbacks: &[napi_value], event: DeviceEvent) -> JsResult<()> {
+    // SAFETY: as documented on this function.
+    unsafe {
+        let value = object(env)?;
+        match event {
+            DeviceEvent::Fault { queue_pair, message } => {
+                set(env, value, c"kind", string(env, "fault")?)?;
+                set(env, value, c"queuePair", uint32(env, queue_pair as u32)?)?;
+                set(env, value, c"message", string(env, &message)?)?;
+            }
+            DeviceEvent::Notice { message } => {
+                set(env, value, c"kind", string(env, "notice")?)?;
+                set(env, value, c"message", string(env, &message)?)?;
+            }
+        }
+        call(env, callbacks[0], &[value])
+    }
+}
+
+/// Declares a method `$name(env, info)` whose body gets the open device and the call.
+macro_rules! method {
+    ($name:ident, |$env:ident, $device:ident, $call:ident| $body:expr) => {
+        pub unsafe extern "C" fn $name($env: napi_env, info: napi_callback_info) -> napi_value {
+            // SAFETY: env and info of this callback.
+            unsafe {
+                run($env, info, |$call| {
+                    let $device = open_device($env, $call.this)?;
+                    $body
+                })
+            }
+        }
+    };
+}
+
+method!(set_features, |env, device, call| {
+    let features = get_bigint_u64(env, call.args[0], "features")?;
+    let applied = device.set_features(features).map_err(device_error)?;
+    uint32(env, applied.tun_flags)
+});
+
+method!(set_mtu, |env, device, call| {
+    let mtu = get_integer(env, call.args[0], "mtu", u16::MAX as f64)? as u16;
+    device.set_mtu(mtu).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(set_mem_table, |env, device, call| {
+    let fds = owned(get_fds(env, call.args[1], "fds")?);
+    let words = get_biguint64_array(env, call.args[0], "regions")?;
+    if words.len() != fds.len() * 4 {
+        return Err(Throw::InvalidArg(format!("{} region words for {} fds (4 words per region)", words.len(), fds.len())));
+    }
+    let regions = words.chunks(4).map(region_spec).zip(fds).collect();
+    device.set_mem_table(regions).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(add_mem_region, |env, device, call| {
+    let fd = owned_fd(get_fd(env, call.args[1], "fd")?);
+    let words = get_biguint64_array(env, call.args[0], "region")?;
+    let spec = one_region(&words)?;
+    device.add_mem_region(spec, fd).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(remove_mem_region, |env, device, call| {
+    let words = get_biguint64_array(env, call.args[0], "region")?;
+    device.remove_mem_region(one_region(&words)?).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(set_vring_num, |env, device, call| {
+    let index = queue_index(env, call.args[0])?;
+    let num = get_integer(env, call.args[1], "num", u16::MAX as f64)? as u16;
+    device.set_vring_num(index, num).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(set_vring_addr, |env, device, call| {
+    let index = queue_index(env, call.args[0])?;
+    let words = get_biguint64_array(env, call.args[1], "addrs")?;
+    let [desc, avail, used, log, flags] = words[..] else {
+        return Err(Throw::InvalidArg("addrs must hold [desc, avail, used, log, flags]".into()));
+    };
+    let addrs = VringAddrs {
+        desc_user_addr: desc,
+        avail_user_addr: avail,
+        used_user_addr: used,
+        log_guest_addr: log,
+        flags: flags as u32,
+    };
+    device.set_vring_addr(index, addrs).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(set_vring_base, |env, device, call| {
+    let index = queue_index(env, call.args[0])?;
+    let base = get_integer(env, call.args[1], "base", u16::MAX as f64)? as u16;
+    device.set_vring_base(index, base).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(get_vring_base, |env, device, call| {
+    let index = queue_index(env, call.args[0])?;
+    let next_avail = device.get_vring_base(index).map_err(device_error)?;
+    uint32(env, next_avail as u32)
+});
+
+method!(set_vring_kick, |env, device, call| {
+    let fd = owned_fd(get_fd(env, call.args[1], "fd")?);
+    let index = queue_index(env, call.args[0])?;
+    device.set_vring_kick(index, fd).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(set_vring_call, |env, device, call| {
+    let fd = optional_fd(env, call.args[1])?;
+    let index = queue_index(env, call.args[0])?;
+    device.set_vring_call(index, fd).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(set_vring_err, |env, device, call| {
+    let fd = optional_fd(env, call.args[1])?;
+    let index = queue_index(env, call.args[0])?;
+    device.set_vring_err(index, fd).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(set_vring_enable, |env, device, call| {
+    let index = queue_index(env, call.args[0])?;
+    let enabled = get_boolean(env, call.args[1], "enabled")?;
+    device.set_vring_enable(index, enabled).map_err(device_error)?;
+    undefined(env)
+});
+
+method!(reset, |env, device, _call| {
+    device.reset();
+    undefined(env)
+});
+
+// `counters()` → BigUint64Array, 8 words per queue pair (CountersSnapshot's field order).
+method!(counters, |env, device, _call| {
+    let words: Vec<u64> = device
+        .counters()
+        .iter()
+        .flat_map(|c| {
+            [c.rx_frames, c.rx_bytes, c.rx_dropped_no_buffer, c.rx_truncated, c.tx_frames, c.tx_bytes, c.tx_dropped, c.tx_errors]
+        })
+        .collect();
+    biguint64_array(env, &words)
+});
+
+/// `close()`: stops the workers, releases guest memory and fds, closes the TAP. Idempotent.
+pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
+    // SAFETY: env and info of this callback.
+    unsafe {
+        run(env, info, |call| {
+            unwrap(env, call.this)?.0 = None;
+            undefined(env)
+        })
+    }
+}
+
+fn region_spec(words: &[u64]) -> RegionSpec {
+    RegionSpec { guest_phys_addr: words[0], memory_size: words[1], userspace_addr: words[2], mmap_offset: words[3] }
+}
+
+fn one_region(words: &[u64]) -> JsResult<RegionSpec> {
+    if words.len() != 4 {
+        return Err(Throw::InvalidArg("a region is [guestPhysAddr, memorySize, userspaceAddr, mmapOffset]".into()));
+    }
+    Ok(region_spec(words))
+}
+
+fn owned_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the JavaScript caller hands this fd over (documented on the class).
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn owned(fds: Vec<RawFd>) -> Vec<OwnedFd> {
+    fds.into_iter().map(owned_fd).collect()
+}
+
+/// An fd number, or -1 for "none".
+unsafe fn optional_fd(env: napi_env, value: napi_value) -> JsResult<Option<OwnedFd>> {
+    let mut number = f64::NAN;
+    // SAFETY: valid env and value (caller); a non-number leaves NaN, refused below.
+    unsafe { napi_get_value_double(env, value, &mut number) };
+    if number == -1.0 {
+        return Ok(None);
+    }
+    // SAFETY: forwarded from the caller.
+    Ok(Some(owned_fd(unsafe { get_fd(env, value, "fd")? })))
+}
+
+unsafe fn queue_index(env: napi_env, value: napi_value) -> JsResult<u16> {
+    // SAFETY: forwarded from the caller.
+    Ok(unsafe { get_integer(env, value, "queue index", u16::MAX as f64)? } as u16)
+}
+
+fn device_error(e: datapath::device::DeviceError) -> Throw {
+    coded(e.code(), e.to_string())
+}
+
+/// The open device wrapped in `this`.
+///
+/// # Safety
+/// `env` and `this` come from the running callback.
+unsafe fn open_device<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut NetDevice> {
+    // SAFETY: forwarded from the caller.
+    unsafe { unwrap(env, this)? }.0.as_mut().ok_or_else(|| coded("VU_ERR_CLOSED", "the device is closed".into()))
+}
+
+unsafe fn unwrap<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut Device> {
+    let mut native = ptr::null_mut();
+    // SAFETY: valid env and value (caller).
+    if unsafe { napi_unwrap(env, this, &mut native) } != NAPI_OK || native.is_null() {
+        return Err(Throw::InvalidArg("this is not a NetDevice".into()));
+    }
+    // SAFETY: only `constructor` wraps, with a `Box<Device>`, freed only by `finalize` once the
+    // object is unreachable; callbacks run one at a time on this thread, so the borrow is unique.
+    Ok(unsafe { &mut *(native as *mut Device) })
+}
+
+unsafe extern "C" fn finalize(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Box<Device>` from `constructor`; Node finalizes once.
+    drop(unsafe { Box::from_raw(data as *mut Device) });
+}

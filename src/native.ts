@@ -1,0 +1,196 @@
+/**
+ * The one typed loader of the Rust addon (`crates/node`, built by `npm run build:native` into
+ * `vhost-user-net.<platform>-<arch>-gnu.node` at the package root, napi-rs naming).
+ *
+ * Fds are plain numbers. Whoever receives one owns it and must `closeFd` it (or hand it to a
+ * `Connection`, which then owns it). Errors thrown (or passed to `onClose`, or rejected) are
+ * `Error`s with a stable `code`, see `NativeError`.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Stable codes of errors raised by the addon. */
+export type NativeErrorCode =
+  /** A socket system call failed, or listen/connect refused the path (errno says why). */
+  | 'VU_ERR_SOCKET'
+  /** Hostile front-end: a header announced a payload larger than 4096 bytes (nothing read). */
+  | 'VU_ERR_MSG_TOO_LARGE'
+  /** Hostile front-end: more than 16 fds on one message (MSG_CTRUNC); those that arrived were closed. */
+  | 'VU_ERR_FDS_TRUNCATED'
+  /** The peer closed the socket in the middle of a message. */
+  | 'VU_ERR_CLOSED_MID_MESSAGE'
+  /** send/start/peerCredentials on a closed Connection. */
+  | 'VU_ERR_CLOSED'
+  /** start() called twice. */
+  | 'VU_ERR_INVALID_STATE'
+  /** A non-socket system call failed (memfd_create, ftruncate, mmap, eventfd, read, write, poll, close). */
+  | 'VU_ERR_SYSCALL'
+  /** An argument had the wrong type or range (also: more than 16 fds or zero bytes to send). */
+  | 'VU_ERR_INVALID_ARG'
+  /** A Node-API call failed inside the addon (a bug, or the environment is shutting down). */
+  | 'VU_ERR_NAPI';
+
+export interface NativeError extends Error {
+  code: NativeErrorCode;
+  /** Positive C errno, when a system call failed. */
+  errno?: number;
+  /** Symbolic errno ('EAGAIN', 'ENOENT', ...; 'UNKNOWN' for rare ones), when a system call failed. */
+  errnoName?: string;
+  /** The system call that failed ('sendmsg', 'connect', ...). */
+  syscall?: string;
+}
+
+/** True if `err` came from the addon (optionally: with this `code`). */
+export function isNativeError(err: unknown, code?: NativeErrorCode): err is NativeError {
+  if (!(err instanceof Error)) return false;
+  const c = (err as { code?: unknown }).code;
+  return typeof c === 'string' && c.startsWith('VU_ERR_') && (code === undefined || c === code);
+}
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** Accepts connections on a listening socket from a thread of its own; keeps the process alive until closed. */
+export interface Acceptor {
+  /** Stops accepting (the listening fd stays open, and the caller's). Idempotent. */
+  close(): void;
+}
+
+/**
+ * A connected vhost-user socket. Messages carry fds via SCM_RIGHTS, which Node's `net` cannot
+ * receive, so reading and sending are done by the addon.
+ */
+export interface Connection {
+  /**
+   * Starts the reader thread. It reads one vhost-user message at a time: the 12-byte header
+   * with up to 16 fds, then exactly the payload size the header announces (at most 4096, else
+   * `VU_ERR_MSG_TOO_LARGE` without reading it). Each message reaches `onMessage(bytes, fds)`
+   * in order (`bytes` = header + payload; the fds are the callee's to close). After end-of-file,
+   * an error, or `close()`, `onClose(error | null)` is called once, last. At most 64 delivered
+   * messages may be in flight: the reader waits for `onMessage` calls to return. A peer that
+   * stops mid-message blocks only this connection's thread. While started and open, the
+   * connection keeps the process alive.
+   */
+  start(onMessage: (msg: Uint8Array, fds: number[]) => void, onClose: (err: NativeError | null) => void): void;
+  /**
+   * Sends one message (fds via SCM_RIGHTS; they stay the caller's) with MSG_DONTWAIT|MSG_NOSIGNAL:
+   * a peer that does not read its replies eventually gets `VU_ERR_SOCKET` / errnoName 'EAGAIN'
+   * (close the connection then: part of the message may have been sent); a gone peer 'EPIPE'.
+   */
+  send(bytes: Uint8Array, fds?: number[]): void;
+  /** SO_PEERCRED of the peer. */
+  peerCredentials(): PeerCredentials;
+  /** Shuts the socket down, waits for the reader thread, closes the fd. Idempotent. */
+  close(): void;
+}
+
+/** What a NetDevice reports from its worker threads. */
+export type DeviceEvent =
+  /** Hostile guest: a queue pair stopped because the driver broke a ring (one per fault). */
+  | { kind: 'fault'; queuePair: number; message: string }
+  /** Worth a log line, no action needed. */
+  | { kind: 'notice'; message: string };
+
+/**
+ * The Rust data plane of one virtio-net device on a TAP (crates/datapath/src/device.rs): one
+ * method per ring/memory request. Fd arguments belong to the device from the call on, also when
+ * it throws. Errors carry codes VU_ERR_GUEST_MEMORY, VU_ERR_BAD_RING, VU_ERR_BAD_QUEUE_INDEX,
+ * VU_ERR_TAP, VU_ERR_WORKER, VU_ERR_CLOSED, VU_ERR_INVALID_ARG.
+ */
+export interface NetDevice {
+  /** The TAP's interface name as the kernel reports it. */
+  readonly tapName: string;
+  /** Applies acked virtio features; returns the TUN_F_* offload flags the TAP accepted. */
+  setFeatures(features: bigint): number;
+  setMtu(mtu: number): void;
+  /** 4 words per region: guestPhysAddr, memorySize, userspaceAddr, mmapOffset; one fd per region. */
+  setMemTable(regions: BigUint64Array, fds: number[]): void;
+  addMemRegion(region: BigUint64Array, fd: number): void;
+  removeMemRegion(region: BigUint64Array): void;
+  setVringNum(index: number, num: number): void;
+  /** [descUserAddr, availUserAddr, usedUserAddr, logGuestAddr, flags]. */
+  setVringAddr(index: number, addrs: BigUint64Array): void;
+  setVringBase(index: number, nextAvail: number): void;
+  getVringBase(index: number): number;
+  setVringKick(index: number, fd: number): void;
+  /** fd -1: no call fd (the front-end polls or does not want interrupts). */
+  setVringCall(index: number, fd: number): void;
+  setVringErr(index: number, fd: number): void;
+  setVringEnable(index: number, enabled: boolean): void;
+  reset(): void;
+  /** 8 words per queue pair: rxFrames, rxBytes, rxDroppedNoBuffer, rxTruncated, txFrames, txBytes, txDropped, txErrors. */
+  counters(): BigUint64Array;
+  /** Stops the workers, releases memory and fds, closes the TAP. Idempotent. */
+  close(): void;
+}
+
+interface AddonExports {
+  listenUnix(path: string, mode: number): number;
+  connectUnix(path: string): number;
+  closeFd(fd: number): void;
+  openFdCount(): number;
+  waitReadable(fd: number, timeoutMs: number): Promise<boolean>;
+  memfdCreate(name: string, size: number): number;
+  mapShared(fd: number, offset: number, length: number): ArrayBuffer;
+  eventfdCreate(): number;
+  eventfdWrite(fd: number, value: bigint): void;
+  eventfdRead(fd: number): bigint | null;
+  Connection: new (fd: number) => Connection;
+  Acceptor: new (listenFd: number, onConnection: (fd: number) => void) => Acceptor;
+  NetDevice: new (tapName: string, queuePairs: number, onEvent: (event: DeviceEvent) => void) => NetDevice;
+}
+
+function loadAddon(): AddonExports {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw new Error(`vhost-user-net: no native addon for ${process.platform}-${process.arch} (only linux-x64-gnu is built)`);
+  }
+  const file = fileURLToPath(new URL('../vhost-user-net.linux-x64-gnu.node', import.meta.url));
+  return createRequire(import.meta.url)(file) as AddonExports;
+}
+
+const addon = loadAddon();
+
+/**
+ * Creates a listening UNIX socket at `path` (non-blocking, CLOEXEC) with permissions `mode`
+ * (e.g. 0o600); returns its fd. A socket file nobody listens on is replaced; a live socket
+ * (errnoName 'EADDRINUSE') or a non-socket file ('EEXIST') is refused.
+ */
+export const listenUnix: (path: string, mode: number) => number = addon.listenUnix;
+/**
+ * Connects to `path` without waiting; returns a blocking, CLOEXEC socket fd. Throws
+ * `VU_ERR_SOCKET` with errnoName 'ENOENT' / 'ECONNREFUSED' / 'EAGAIN' (backlog full) so the caller can retry.
+ */
+export const connectUnix: (path: string) => number = addon.connectUnix;
+/** Closes an fd this process owns. */
+export const closeFd: (fd: number) => void = addon.closeFd;
+/** Number of open fds in this process (entries of /proc/self/fd), for resource-hygiene tests. */
+export const openFdCount: () => number = addon.openFdCount;
+/** Resolves true when `fd` is readable (or hung up), false after `timeoutMs`. Polls on a thread of its own. */
+export const waitReadable: (fd: number, timeoutMs: number) => Promise<boolean> = addon.waitReadable;
+/** A CLOEXEC memfd of `size` zero bytes (guest RAM for the test front-end). */
+export const memfdCreate: (name: string, size: number) => number = addon.memfdCreate;
+/**
+ * Maps `length` bytes of `fd` from `offset` (page aligned) MAP_SHARED read-write, as an
+ * ArrayBuffer that unmaps when garbage collected. The fd may be closed afterwards.
+ */
+export const mapShared: (fd: number, offset: number, length: number) => ArrayBuffer = addon.mapShared;
+/** A new eventfd (EFD_CLOEXEC | EFD_NONBLOCK), counter 0. */
+export const eventfdCreate: () => number = addon.eventfdCreate;
+/** Adds `value` to the eventfd counter. */
+export const eventfdWrite: (fd: number, value: bigint) => void = addon.eventfdWrite;
+/** Reads and resets the counter; null when it was zero. */
+export const eventfdRead: (fd: number) => bigint | null = addon.eventfdRead;
+
+/** `new Connection(fd)` takes ownership of a connected socket fd. */
+export const Connection: new (fd: number) => Connection = addon.Connection;
+/**
+ * `new Acceptor(listenFd, onConnection)` accepts on `listenFd` (which stays the caller's) and
+ * calls `onConnection(fd)` with each new connected socket fd, owned by the callee.
+ */
+export const Acceptor: new (listenFd: number, onConnection: (fd: number) => void) => Acceptor = addon.Acceptor;
+
+/** Opens the TAP (creating it when privileged) and makes a device with `queuePairs` queue pairs. */
+export const NetDevice: new (tapName: string, queuePairs: number, onEvent: (event: DeviceEvent) => void) => NetDevice = addon.NetDevice;
