@@ -1,0 +1,251 @@
+/**
+ * One handler per front-end request, in one table. The codec has already checked sizes and fd
+ * counts (syntax); handlers check meaning: queue indices, negotiated features, values the spec or
+ * this device allows. A handler returns the reply payload for requests that reply with data, or
+ * undefined (the session then sends a REPLY_ACK when one was asked for).
+ */
+import { FrontendRequest as R } from '../protocol/requests.ts';
+import type { RequestOf } from '../protocol/request-types.ts';
+import type { ReplyPayloads } from '../protocol/reply-types.ts';
+import { VhostUserProtocolFeature as P } from '../protocol/protocol-features.ts';
+import { VirtioFeature as F } from '../protocol/virtio-features.ts';
+import { describeFeatures } from '../protocol/feature-bits.ts';
+import { MAX_MEM_SLOTS } from '../device/net-device.ts';
+import { SessionError } from './errors.ts';
+import type { FdBag } from './fd-bag.ts';
+import type { Session } from './session.ts';
+
+/** virtio 1.2 §2.7: Queue Size is a power of 2, at most 32768. */
+export const MAX_QUEUE_SIZE = 32768;
+/** VIRTIO_CONFIG_S_* bits the driver may set (virtio 1.2 §2.1). */
+const DEVICE_STATUS_MASK = 0xff;
+/** The largest config window a GET_CONFIG may ask for (VHOST_USER_MAX_CONFIG_SIZE). */
+const MAX_CONFIG_SIZE = 256;
+const MIN_MTU = 68;
+const MAX_MTU = 65535;
+
+export type HandlerResult = { request: R; payload: ReplyPayloads[keyof ReplyPayloads] } | undefined;
+type Handler<K extends R> = (s: Session, req: RequestOf<K>, fds: FdBag) => HandlerResult;
+type HandlerTable = { [K in R]?: Handler<K> };
+
+function reply<K extends keyof ReplyPayloads>(request: K, payload: ReplyPayloads[K]): HandlerResult {
+  return { request, payload };
+}
+
+function requireProtocolFeature(s: Session, feature: P, request: string): void {
+  if (!s.hasProtocolFeature(feature)) throw new SessionError('VU_ERR_NOT_NEGOTIATED', request, `needs protocol feature ${P[feature]}`);
+}
+
+function checkQueueIndex(s: Session, index: number, request: string): void {
+  if (index >= s.vrings.length) {
+    throw new SessionError('VU_ERR_BAD_QUEUE_INDEX', request, `queue ${index} does not exist (the device has ${s.vrings.length})`, index);
+  }
+}
+
+function onGetFeatures(s: Session): HandlerResult {
+  return reply(R.GET_FEATURES, s.device.offeredFeatures);
+}
+
+function onSetFeatures(s: Session, req: RequestOf<R.SET_FEATURES>): HandlerResult {
+  const unknown = req.features & ~s.device.offeredFeatures;
+  if (unknown !== 0n) throw new SessionError('VU_ERR_NOT_NEGOTIATED', 'SET_FEATURES', `acks features never offered: 0x${unknown.toString(16)}`);
+  s.dataPlane.setFeatures(req.features);
+  s.ackedFeatures = req.features;
+  s.logNegotiated(req.features);
+  return undefined;
+}
+
+function onGetProtocolFeatures(s: Session): HandlerResult {
+  return reply(R.GET_PROTOCOL_FEATURES, s.device.offeredProtocolFeatures);
+}
+
+function onSetProtocolFeatures(s: Session, req: RequestOf<R.SET_PROTOCOL_FEATURES>): HandlerResult {
+  const unknown = req.features & ~s.device.offeredProtocolFeatures;
+  if (unknown !== 0n) throw new SessionError('VU_ERR_NOT_NEGOTIATED', 'SET_PROTOCOL_FEATURES', `acks protocol features never offered: 0x${unknown.toString(16)}`);
+  s.ackedProtocolFeatures = req.features;
+  s.log.info('protocol features negotiated', { protocolFeatures: describeFeatures(req.features, P).join(',') });
+  return undefined;
+}
+
+function onSetOwner(s: Session): HandlerResult {
+  s.ownerSet = true;
+  return undefined;
+}
+
+/** Deprecated in the spec; treated like a disconnect: rings stop, memory and fds are released. */
+function onResetOwner(s: Session): HandlerResult {
+  s.dataPlane.reset();
+  s.ownerSet = false;
+  s.hasMemory = false;
+  for (const vring of s.vrings) Object.assign(vring, { started: false, enabled: false });
+  return undefined;
+}
+
+function onSetMemTable(s: Session, req: RequestOf<R.SET_MEM_TABLE>, fds: FdBag): HandlerResult {
+  s.dataPlane.setMemTable(req.memTable.regions, fds.takeAll());
+  s.hasMemory = true;
+  s.log.info('memory table set', { regions: req.memTable.regions.length });
+  return undefined;
+}
+
+function onGetMaxMemSlots(s: Session): HandlerResult {
+  requireProtocolFeature(s, P.CONFIGURE_MEM_SLOTS, 'GET_MAX_MEM_SLOTS');
+  return reply(R.GET_MAX_MEM_SLOTS, BigInt(MAX_MEM_SLOTS));
+}
+
+function onAddMemReg(s: Session, req: RequestOf<R.ADD_MEM_REG>, fds: FdBag): HandlerResult {
+  requireProtocolFeature(s, P.CONFIGURE_MEM_SLOTS, 'ADD_MEM_REG');
+  s.dataPlane.addMemRegion(req.memReg.region, fds.take());
+  s.hasMemory = true;
+  return undefined;
+}
+
+function onRemMemReg(s: Session, req: RequestOf<R.REM_MEM_REG>): HandlerResult {
+  requireProtocolFeature(s, P.CONFIGURE_MEM_SLOTS, 'REM_MEM_REG');
+  s.dataPlane.removeMemRegion(req.memReg.region);
+  return undefined;
+}
+
+function onSetVringNum(s: Session, req: RequestOf<R.SET_VRING_NUM>): HandlerResult {
+  const { index, num } = req.state;
+  checkQueueIndex(s, index, 'SET_VRING_NUM');
+  if (num === 0 || num > MAX_QUEUE_SIZE || (num & (num - 1)) !== 0) {
+    throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_NUM', `queue size ${num} is not a power of two in 1..${MAX_QUEUE_SIZE} (virtio 1.2 §2.7)`, index);
+  }
+  s.dataPlane.setVringNum(index, num);
+  s.vrings[index].num = num;
+  return undefined;
+}
+
+function onSetVringAddr(s: Session, req: RequestOf<R.SET_VRING_ADDR>): HandlerResult {
+  checkQueueIndex(s, req.addr.index, 'SET_VRING_ADDR');
+  if (!s.hasMemory) throw new SessionError('VU_ERR_BAD_STATE', 'SET_VRING_ADDR', 'no memory table yet', req.addr.index);
+  s.dataPlane.setVringAddr(req.addr.index, req.addr);
+  return undefined;
+}
+
+function onSetVringBase(s: Session, req: RequestOf<R.SET_VRING_BASE>): HandlerResult {
+  const { index, num } = req.state;
+  checkQueueIndex(s, index, 'SET_VRING_BASE');
+  if (num > 0xffff) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_BASE', `split-ring base ${num} exceeds 16 bits (packed rings are not offered)`, index);
+  s.dataPlane.setVringBase(index, num);
+  return undefined;
+}
+
+/** Stops the ring (spec: "Ring states") and returns where the next avail entry is. */
+function onGetVringBase(s: Session, req: RequestOf<R.GET_VRING_BASE>): HandlerResult {
+  const { index } = req.state;
+  checkQueueIndex(s, index, 'GET_VRING_BASE');
+  const nextAvail = s.dataPlane.getVringBase(index);
+  s.vrings[index].started = false;
+  s.log.debug('ring stopped', { queue: index, nextAvail });
+  return reply(R.GET_VRING_BASE, { index, num: nextAvail });
+}
+
+function onSetVringKick(s: Session, req: RequestOf<R.SET_VRING_KICK>, fds: FdBag): HandlerResult {
+  const { index, noFd } = req.file;
+  checkQueueIndex(s, index, 'SET_VRING_KICK');
+  if (noFd) throw new SessionError('VU_ERR_UNSUPPORTED', 'SET_VRING_KICK', 'polling mode (no kick fd) is not supported', index);
+  s.dataPlane.setVringKick(index, fds.take());
+  s.vrings[index].started = true;
+  // Spec: without VHOST_USER_F_PROTOCOL_FEATURES a ring is enabled as soon as it starts.
+  if (!s.hasFeature(F.VHOST_USER_F_PROTOCOL_FEATURES)) setEnabled(s, index, true);
+  return undefined;
+}
+
+function onSetVringCall(s: Session, req: RequestOf<R.SET_VRING_CALL>, fds: FdBag): HandlerResult {
+  const { index, noFd } = req.file;
+  checkQueueIndex(s, index, 'SET_VRING_CALL');
+  s.dataPlane.setVringCall(index, noFd ? null : fds.take());
+  return undefined;
+}
+
+function onSetVringErr(s: Session, req: RequestOf<R.SET_VRING_ERR>, fds: FdBag): HandlerResult {
+  const { index, noFd } = req.file;
+  checkQueueIndex(s, index, 'SET_VRING_ERR');
+  s.dataPlane.setVringErr(index, noFd ? null : fds.take());
+  return undefined;
+}
+
+function setEnabled(s: Session, index: number, enabled: boolean): void {
+  s.dataPlane.setVringEnable(index, enabled);
+  const wasUp = s.vrings.some((v) => v.enabled);
+  s.vrings[index].enabled = enabled;
+  const isUp = s.vrings.some((v) => v.enabled);
+  if (isUp !== wasUp) s.log.info(isUp ? 'link up: rings enabled' : 'link down: no ring enabled');
+}
+
+function onSetVringEnable(s: Session, req: RequestOf<R.SET_VRING_ENABLE>): HandlerResult {
+  const { index, num } = req.state;
+  checkQueueIndex(s, index, 'SET_VRING_ENABLE');
+  if (num > 1) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_ENABLE', `enable must be 0 or 1, got ${num}`, index);
+  setEnabled(s, index, num === 1);
+  return undefined;
+}
+
+/** For virtio-net the answer is in queue pairs (QEMU compares it with its `queues=`). */
+function onGetQueueNum(s: Session): HandlerResult {
+  requireProtocolFeature(s, P.MQ, 'GET_QUEUE_NUM');
+  return reply(R.GET_QUEUE_NUM, BigInt(s.device.queuePairs));
+}
+
+function onNetSetMtu(s: Session, req: RequestOf<R.NET_SET_MTU>): HandlerResult {
+  requireProtocolFeature(s, P.MTU, 'NET_SET_MTU');
+  if (req.mtu < MIN_MTU || req.mtu > MAX_MTU) throw new SessionError('VU_ERR_BAD_VALUE', 'NET_SET_MTU', `MTU ${req.mtu} is outside ${MIN_MTU}..${MAX_MTU}`);
+  s.device.mtu = Number(req.mtu);
+  s.log.info('MTU set by the front-end', { mtu: s.device.mtu });
+  return undefined;
+}
+
+function onSetStatus(s: Session, req: RequestOf<R.SET_STATUS>): HandlerResult {
+  requireProtocolFeature(s, P.STATUS, 'SET_STATUS');
+  if (req.status > BigInt(DEVICE_STATUS_MASK)) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_STATUS', `status 0x${req.status.toString(16)} has bits past 8`);
+  s.status = Number(req.status);
+  return undefined;
+}
+
+function onGetStatus(s: Session): HandlerResult {
+  requireProtocolFeature(s, P.STATUS, 'GET_STATUS');
+  return reply(R.GET_STATUS, BigInt(s.status));
+}
+
+function onGetConfig(s: Session, req: RequestOf<R.GET_CONFIG>): HandlerResult {
+  requireProtocolFeature(s, P.CONFIG, 'GET_CONFIG');
+  const { offset, size, flags, payload } = req.config;
+  if (offset + size > MAX_CONFIG_SIZE) throw new SessionError('VU_ERR_BAD_VALUE', 'GET_CONFIG', `window ${offset}+${size} is past the ${MAX_CONFIG_SIZE}-byte config space`);
+  // The reply has the request's payload length; the window's bytes go first.
+  const out = new Uint8Array(payload.length);
+  out.set(s.device.readConfig(offset, size));
+  return reply(R.GET_CONFIG, { offset, size, flags, payload: out });
+}
+
+function onSetConfig(): HandlerResult {
+  throw new SessionError('VU_ERR_UNSUPPORTED', 'SET_CONFIG', 'the virtio-net config space is read-only here');
+}
+
+export const HANDLERS: HandlerTable = {
+  [R.GET_FEATURES]: onGetFeatures,
+  [R.SET_FEATURES]: onSetFeatures,
+  [R.SET_OWNER]: onSetOwner,
+  [R.RESET_OWNER]: onResetOwner,
+  [R.SET_MEM_TABLE]: onSetMemTable,
+  [R.SET_VRING_NUM]: onSetVringNum,
+  [R.SET_VRING_ADDR]: onSetVringAddr,
+  [R.SET_VRING_BASE]: onSetVringBase,
+  [R.GET_VRING_BASE]: onGetVringBase,
+  [R.SET_VRING_KICK]: onSetVringKick,
+  [R.SET_VRING_CALL]: onSetVringCall,
+  [R.SET_VRING_ERR]: onSetVringErr,
+  [R.GET_PROTOCOL_FEATURES]: onGetProtocolFeatures,
+  [R.SET_PROTOCOL_FEATURES]: onSetProtocolFeatures,
+  [R.GET_QUEUE_NUM]: onGetQueueNum,
+  [R.SET_VRING_ENABLE]: onSetVringEnable,
+  [R.NET_SET_MTU]: onNetSetMtu,
+  [R.GET_CONFIG]: onGetConfig,
+  [R.SET_CONFIG]: onSetConfig,
+  [R.GET_MAX_MEM_SLOTS]: onGetMaxMemSlots,
+  [R.ADD_MEM_REG]: onAddMemReg,
+  [R.REM_MEM_REG]: onRemMemReg,
+  [R.SET_STATUS]: onSetStatus,
+  [R.GET_STATUS]: onGetStatus,
+};

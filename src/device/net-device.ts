@@ -1,0 +1,84 @@
+/**
+ * The virtio-net device this back-end presents: the features it offers, its configuration
+ * space and its queue layout (virtio 1.2 §5.1: queue 2N is receiveqN, 2N+1 is transmitqN).
+ */
+import type { MacAddress } from './mac.ts';
+import { encodeNetConfig, readConfigWindow, VIRTIO_NET_S_LINK_UP, type NetConfig } from './config-space.ts';
+import { VirtioFeature } from '../protocol/virtio-features.ts';
+import { featureMask } from '../protocol/feature-bits.ts';
+import { VhostUserProtocolFeature } from '../protocol/protocol-features.ts';
+
+export const DEFAULT_MTU = 1500;
+/** vhost-user allows 509 memory slots with CONFIGURE_MEM_SLOTS (spec: VHOST_USER_MAX_RAM_SLOTS is 512 − 3). */
+export const MAX_MEM_SLOTS = 509;
+
+export interface NetDeviceOptions {
+  queuePairs: number;
+  mac: MacAddress;
+  mtu?: number;
+}
+
+/** Virtio features offered to every driver (see README, "Features"). */
+const BASE_FEATURES = [
+  VirtioFeature.VIRTIO_NET_F_CSUM,
+  VirtioFeature.VIRTIO_NET_F_GUEST_CSUM,
+  VirtioFeature.VIRTIO_NET_F_MTU,
+  VirtioFeature.VIRTIO_NET_F_MAC,
+  VirtioFeature.VIRTIO_NET_F_GUEST_TSO4,
+  VirtioFeature.VIRTIO_NET_F_GUEST_TSO6,
+  VirtioFeature.VIRTIO_NET_F_GUEST_ECN,
+  VirtioFeature.VIRTIO_NET_F_GUEST_UFO,
+  VirtioFeature.VIRTIO_NET_F_HOST_TSO4,
+  VirtioFeature.VIRTIO_NET_F_HOST_TSO6,
+  VirtioFeature.VIRTIO_NET_F_HOST_ECN,
+  VirtioFeature.VIRTIO_NET_F_HOST_UFO,
+  VirtioFeature.VIRTIO_NET_F_MRG_RXBUF,
+  VirtioFeature.VIRTIO_NET_F_STATUS,
+  VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC,
+  VirtioFeature.VIRTIO_RING_F_EVENT_IDX,
+  VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES,
+  VirtioFeature.VIRTIO_F_VERSION_1,
+];
+
+const PROTOCOL_FEATURES = [
+  VhostUserProtocolFeature.MQ,
+  VhostUserProtocolFeature.REPLY_ACK,
+  VhostUserProtocolFeature.MTU,
+  VhostUserProtocolFeature.CONFIG,
+  VhostUserProtocolFeature.CONFIGURE_MEM_SLOTS,
+  VhostUserProtocolFeature.STATUS,
+];
+
+export class NetDevice {
+  readonly queuePairs: number;
+  readonly mac: MacAddress;
+  mtu: number;
+  readonly offeredFeatures: bigint;
+  readonly offeredProtocolFeatures: bigint;
+
+  constructor(options: NetDeviceOptions) {
+    this.queuePairs = options.queuePairs;
+    this.mac = options.mac;
+    this.mtu = options.mtu ?? DEFAULT_MTU;
+    const features = options.queuePairs > 1 ? [...BASE_FEATURES, VirtioFeature.VIRTIO_NET_F_MQ] : BASE_FEATURES;
+    this.offeredFeatures = featureMask(...features);
+    this.offeredProtocolFeatures = featureMask(...PROTOCOL_FEATURES);
+  }
+
+  /** Number of virtqueues: one RX and one TX per queue pair (no control queue: the front-end handles it). */
+  get queueCount(): number {
+    return this.queuePairs * 2;
+  }
+
+  config(): NetConfig {
+    return { mac: this.mac, status: VIRTIO_NET_S_LINK_UP, maxVirtqueuePairs: this.queuePairs, mtu: this.mtu };
+  }
+
+  configBytes(): Uint8Array {
+    return encodeNetConfig(this.config());
+  }
+
+  readConfig(offset: number, size: number): Uint8Array {
+    return readConfigWindow(this.config(), offset, size);
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Runs the real back-end in this process (BackendServer + the Rust data plane on a TAP) on a
+ * temporary socket, for end-to-end tests with the test front-end.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BackendServer } from '../../src/backend/server.ts';
+import { NetDevice } from '../../src/device/net-device.ts';
+import { NativeDataPlane } from '../../src/device/native-data-plane.ts';
+import { createLogger } from '../../src/log.ts';
+import * as native from '../../src/native.ts';
+import type { Teardown } from './proc.ts';
+
+export const GUEST_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x01);
+
+export interface InProcessBackend {
+  socketPath: string;
+  dataPlane: NativeDataPlane;
+  nativeDevice: native.NetDevice;
+  logLines: string[];
+  events: native.DeviceEvent[];
+}
+
+export function startInProcessBackend(t: Teardown & { log: (...v: unknown[]) => void }, tap: string, queuePairs = 1): InProcessBackend {
+  const dir = mkdtempSync(join(tmpdir(), 'vu-e2e-'));
+  const socketPath = join(dir, 'vhost.sock');
+  const logLines: string[] = [];
+  const events: native.DeviceEvent[] = [];
+  const log = createLogger('backend', 'debug', (line) => logLines.push(line));
+  const nativeDevice = new native.NetDevice(tap, queuePairs, (event) => {
+    events.push(event);
+    log.warn(`device event: ${event.kind}: ${event.message}`);
+  });
+  const dataPlane = new NativeDataPlane(nativeDevice);
+  const device = new NetDevice({ queuePairs, mac: GUEST_MAC });
+  const server = new BackendServer({ socketPath, client: false, socketMode: 0o600, device, dataPlane, log });
+  server.start();
+  t.teardown(() => {
+    server.stop();
+    nativeDevice.close();
+    rmSync(dir, { recursive: true, force: true });
+    t.log(logLines.join('').trimEnd());
+  });
+  return { socketPath, dataPlane, nativeDevice, logLines, events };
+}
