@@ -127,6 +127,10 @@ struct VringSlot {
 pub struct NetDevice {
     tap: Tap,
     memory: Arc<GuestMemory>,
+    /// How many times each region of `memory` was added. QEMU with multiqueue runs one vhost
+    /// device per queue pair over the same connection, and each adds (and removes) the same
+    /// regions with ADD_MEM_REG / REM_MEM_REG: a region is unmapped when its last user removes it.
+    region_refs: Vec<(RegionSpec, u32)>,
     vrings: Vec<VringSlot>,
     workers: Vec<Option<Worker>>,
     counters: Vec<Arc<Counters>>,
@@ -146,6 +150,7 @@ impl NetDevice {
         NetDevice {
             tap,
             memory: Arc::new(GuestMemory::empty()),
+            region_refs: Vec::new(),
             vrings: (0..pairs * 2).map(|_| VringSlot::default()).collect(),
             workers: (0..pairs).map(|_| None).collect(),
             counters: (0..pairs).map(|_| Arc::new(Counters::new())).collect(),
@@ -196,19 +201,34 @@ impl NetDevice {
             .map(|(spec, fd)| MemoryRegion::map(spec, fd.as_raw_fd()))
             .collect::<Result<Vec<_>, _>>()?;
         let memory = GuestMemory::new(mapped)?;
+        self.region_refs = memory.regions().map(|spec| (spec, 1)).collect();
         self.replace_memory(memory)
     }
 
-    /// ADD_MEM_REG.
+    /// ADD_MEM_REG. Adding a region identical to one already mapped only counts a new user.
     pub fn add_mem_region(&mut self, spec: RegionSpec, fd: OwnedFd) -> Result<(), DeviceError> {
+        if let Some((_, users)) = self.region_refs.iter_mut().find(|(known, _)| *known == spec) {
+            *users += 1;
+            return Ok(());
+        }
         let region = MemoryRegion::map(spec, fd.as_raw_fd())?;
         let memory = self.memory.with_region_added(region)?;
+        self.region_refs.push((spec, 1));
         self.replace_memory(memory)
     }
 
-    /// REM_MEM_REG: the region is unmapped once no worker uses it any more.
+    /// REM_MEM_REG: the region is unmapped when its last user removes it and no worker uses it.
     pub fn remove_mem_region(&mut self, spec: RegionSpec) -> Result<(), DeviceError> {
-        let memory = self.memory.with_region_removed(&spec)?;
+        let position = self.region_refs.iter().position(|(known, _)| known.guest_phys_addr == spec.guest_phys_addr && known.memory_size == spec.memory_size && known.userspace_addr == spec.userspace_addr);
+        let Some(position) = position else {
+            return Err(MemoryError::RegionNotFound { guest_phys_addr: spec.guest_phys_addr, memory_size: spec.memory_size }.into());
+        };
+        self.region_refs[position].1 -= 1;
+        if self.region_refs[position].1 > 0 {
+            return Ok(());
+        }
+        let (known, _) = self.region_refs.remove(position);
+        let memory = self.memory.with_region_removed(&known)?;
         self.replace_memory(memory)
     }
 
@@ -271,6 +291,7 @@ impl NetDevice {
     pub fn reset(&mut self) {
         self.stop_all();
         self.memory = Arc::new(GuestMemory::empty());
+        self.region_refs.clear();
         self.vrings.iter_mut().for_each(|slot| *slot = VringSlot::default());
         self.features = 0;
     }
