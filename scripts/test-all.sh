@@ -1,21 +1,45 @@
 #!/bin/bash
-# The whole test suite, from a fresh clone: installs what it needs, builds, runs every tier, and
-# prints one closing line `N passed, N failed`.
+# The whole test suite, from a fresh clone: installs what it needs (Debian packages, npm
+# packages, the addon build), then runs every tier and prints one closing line
+# `N passed, N failed` that adds up the tests of all tiers.
+#   1. Rust unit tests + fuzz loops (cargo test)
+#   2. TypeScript unit tests: codec, session, harness helpers (ava)
+#   3. In-process end-to-end: test front-end ↔ back-end ↔ TAP (ava)
+#   4. Real peers: QEMU 7.2 guests and DPDK testpmd (ava, one file at a time: they load both CPUs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never FORCE_COLOR=0
-passed=0 failed=0
-step() { # step NAME COMMAND… — runs one tier, counts it
-  local name=$1; shift
+LOG_DIR=.test-artifacts/test-all
+mkdir -p "$LOG_DIR"
+passed=0 failed=0 broken_tiers=""
+
+# tier NAME LOGFILE COMMAND… — runs one tier (output shown and kept), adds up its test counts.
+tier() {
+  local name=$1 log=$2; shift 2
   echo "=== $name: $*"
-  if "$@"; then passed=$((passed + 1)); echo "=== $name: ok"; else failed=$((failed + 1)); echo "=== $name: FAILED"; fi
+  "$@" 2>&1 | tee "$log"
+  local status=${PIPESTATUS[0]}
+  local p f
+  p=$( (grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+'; grep -Eo '^ *[0-9]+ tests? passed' "$log" | grep -Eo '[0-9]+') | awk '{s+=$1} END {print s+0}')
+  f=$( (grep -Eo '[0-9]+ failed;' "$log" | grep -Eo '[0-9]+'; grep -Eo '^ *[0-9]+ (tests?|uncaught exceptions?|unhandled rejections?|known failures?) failed' "$log" | grep -Eo '^ *[0-9]+') | awk '{s+=$1} END {print s+0}')
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+  if [ "$status" != 0 ]; then
+    broken_tiers="$broken_tiers [$name]"
+    # A tier that fails without counting a failed test (a crash, a compile error) still counts as one.
+    [ "${f:-0}" = 0 ] && failed=$((failed + 1))
+  fi
+  echo "=== $name: exit $status"
 }
-set -e
-scripts/ensure-system-deps.sh test
-npm ci --no-audit --no-fund
-set +e
-step "rust unit tests" scripts/cargo-env.sh cargo test --workspace --release
-step "typecheck" npx tsc --noEmit
-step "typescript suites (unit, end-to-end, QEMU, DPDK)" npx ava
+
+scripts/ensure-system-deps.sh test || exit 1
+npm ci --no-audit --no-fund || exit 1
+
+tier "rust" "$LOG_DIR/rust.log" scripts/cargo-env.sh cargo test --workspace --release
+tier "typecheck" "$LOG_DIR/typecheck.log" npx tsc --noEmit
+tier "typescript unit + in-process end-to-end" "$LOG_DIR/unit.log" npx ava test/protocol test/backend test/helpers test/native.test.ts test/e2e
+tier "real peers (QEMU, DPDK)" "$LOG_DIR/real.log" npx ava --concurrency=1 test/real
+
+[ -n "$broken_tiers" ] && echo "failing tiers:$broken_tiers"
 echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+[ "$failed" = 0 ] && [ -z "$broken_tiers" ]
