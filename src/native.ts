@@ -98,11 +98,13 @@ export type DeviceEvent =
  * The Rust data plane of one virtio-net device on a TAP (crates/datapath/src/device.rs): one
  * method per ring/memory request. Fd arguments belong to the device from the call on, also when
  * it throws. Errors carry codes VU_ERR_GUEST_MEMORY, VU_ERR_BAD_RING, VU_ERR_BAD_QUEUE_INDEX,
- * VU_ERR_TAP, VU_ERR_WORKER, VU_ERR_CLOSED, VU_ERR_INVALID_ARG.
+ * VU_ERR_TAP, VU_ERR_WORKER, VU_ERR_DIRTY_LOG, VU_ERR_CLOSED, VU_ERR_INVALID_ARG.
  */
 export interface NetDevice {
-  /** The TAP's interface name as the kernel reports it. */
+  /** The TAP's interface name as the kernel reports it (in switch mode: the port's name). */
   readonly tapName: string;
+  /** In switch mode: the id of the device's switch port. */
+  readonly portId?: number;
   /** Applies acked virtio features; returns the TUN_F_* offload flags the TAP accepted. */
   setFeatures(features: bigint): number;
   setMtu(mtu: number): void;
@@ -110,6 +112,10 @@ export interface NetDevice {
   setMemTable(regions: BigUint64Array, fds: number[]): void;
   addMemRegion(region: BigUint64Array, fd: number): void;
   removeMemRegion(region: BigUint64Array): void;
+  /** SET_LOG_BASE: maps the dirty-page log; the fd is the device's from the call on. Error code VU_ERR_DIRTY_LOG. */
+  setLogBase(mmapSize: bigint, mmapOffset: bigint, fd: number): void;
+  /** SEND_RARP: broadcasts a RARP announcement from the 6-byte MAC out of the TAP. */
+  sendRarp(mac: Uint8Array): void;
   setVringNum(index: number, num: number): void;
   /** [descUserAddr, availUserAddr, usedUserAddr, logGuestAddr, flags]. */
   setVringAddr(index: number, addrs: BigUint64Array): void;
@@ -127,6 +133,42 @@ export interface NetDevice {
   close(): void;
 }
 
+/** One switch port as `Switch.ports()` lists it. */
+export interface SwitchPortInfo {
+  id: number;
+  name: string;
+  kind: 'vhost-user' | 'tap' | 'stream' | 'host';
+  vlan: number;
+  /** toPortFrames, toPortBytes, fromPortFrames, fromPortBytes, dropNoBuffer, dropNotReady, dropRunt, dropTooBig, dropPortError, learnTableFull. */
+  counters: Record<string, bigint>;
+}
+
+export interface SwitchMacEntry {
+  mac: string;
+  vlan: number;
+  portId: number;
+  ageMs: number;
+}
+
+/**
+ * The userspace L2 switch (crates/datapath/src/switch): guest ports are `new NetDevice(switch,
+ * portName, onEvent, vlan)`; uplinks and the host port (the control plane's DHCP server) are
+ * added here. Errors: VU_ERR_TAP, VU_ERR_UPLINK_CONNECT, VU_ERR_BAD_UPLINK, VU_ERR_NO_SUCH_PORT.
+ */
+export interface Switch {
+  ports(): SwitchPortInfo[];
+  macs(): SwitchMacEntry[];
+  addTapUplink(name: string, vlan: number): number;
+  /** 'unix:PATH' or 'tcp:HOST:PORT' (QEMU's socket netdev framing); connects now. */
+  addStreamUplink(address: string, vlan: number): number;
+  /** Frames for the control plane (DHCP to a server, ARP) reach `onFrame`. */
+  addHostPort(name: string, onFrame: (frame: Uint8Array) => void): number;
+  removeUplink(portId: number): void;
+  /** Sends a frame into the switch from a host port. */
+  inject(portId: number, frame: Uint8Array): void;
+  close(): void;
+}
+
 interface AddonExports {
   listenUnix(path: string, mode: number): number;
   connectUnix(path: string): number;
@@ -140,7 +182,15 @@ interface AddonExports {
   eventfdRead(fd: number): bigint | null;
   Connection: new (fd: number) => Connection;
   Acceptor: new (listenFd: number, onConnection: (fd: number) => void) => Acceptor;
-  NetDevice: new (tapName: string, queuePairs: number, onEvent: (event: DeviceEvent) => void) => NetDevice;
+  NetDevice: NetDeviceConstructor;
+  Switch: new (mtu: number, agingSeconds: number) => Switch;
+}
+
+interface NetDeviceConstructor {
+  /** A device on a TAP, opened (or created when privileged) with `queuePairs` queues. */
+  new (tapName: string, queuePairs: number, onEvent: (event: DeviceEvent) => void): NetDevice;
+  /** A device on a new port of the switch `segment` (one queue pair); closing the device removes the port. */
+  new (segment: Switch, portName: string, onEvent: (event: DeviceEvent) => void, vlan: number): NetDevice;
 }
 
 function loadAddon(): AddonExports {
@@ -193,4 +243,7 @@ export const Connection: new (fd: number) => Connection = addon.Connection;
 export const Acceptor: new (listenFd: number, onConnection: (fd: number) => void) => Acceptor = addon.Acceptor;
 
 /** Opens the TAP (creating it when privileged) and makes a device with `queuePairs` queue pairs. */
-export const NetDevice: new (tapName: string, queuePairs: number, onEvent: (event: DeviceEvent) => void) => NetDevice = addon.NetDevice;
+export const NetDevice: NetDeviceConstructor = addon.NetDevice;
+
+/** A switch for frames of up to `mtu` payload bytes; MAC entries age out after `agingSeconds`. */
+export const Switch: new (mtu: number, agingSeconds: number) => Switch = addon.Switch;

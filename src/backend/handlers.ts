@@ -10,19 +10,15 @@ import type { ReplyPayloads } from '../protocol/reply-types.ts';
 import { VhostUserProtocolFeature as P } from '../protocol/protocol-features.ts';
 import { VirtioFeature as F } from '../protocol/virtio-features.ts';
 import { describeFeatures } from '../protocol/feature-bits.ts';
-import { MAX_MEM_SLOTS } from '../device/net-device.ts';
+import { MAX_MEM_SLOTS, MAX_MTU, MAX_QUEUE_SIZE, MIN_MTU } from '../device/limits.ts';
 import { SessionError } from './errors.ts';
 import type { FdBag } from './fd-bag.ts';
 import type { Session } from './session.ts';
 
-/** virtio 1.2 §2.7: Queue Size is a power of 2, at most 32768. */
-export const MAX_QUEUE_SIZE = 32768;
 /** VIRTIO_CONFIG_S_* bits the driver may set (virtio 1.2 §2.1). */
 const DEVICE_STATUS_MASK = 0xff;
 /** The largest config window a GET_CONFIG may ask for (VHOST_USER_MAX_CONFIG_SIZE). */
 const MAX_CONFIG_SIZE = 256;
-const MIN_MTU = 68;
-const MAX_MTU = 65535;
 
 export type HandlerResult = { request: R; payload: ReplyPayloads[keyof ReplyPayloads] } | undefined;
 type Handler<K extends R> = (s: Session, req: RequestOf<K>, fds: FdBag) => HandlerResult;
@@ -103,6 +99,40 @@ function onAddMemReg(s: Session, req: RequestOf<R.ADD_MEM_REG>, fds: FdBag): Han
 function onRemMemReg(s: Session, req: RequestOf<R.REM_MEM_REG>): HandlerResult {
   requireProtocolFeature(s, P.CONFIGURE_MEM_SLOTS, 'REM_MEM_REG');
   s.dataPlane.removeMemRegion(req.memReg.region);
+  return undefined;
+}
+
+/**
+ * Maps the dirty-page log. Only the shared-memory form is supported (LOG_SHMFD: the log comes as
+ * an fd); the reply's u64 is 0 ("done": the front-end waits for it before it relies on the log).
+ */
+function onSetLogBase(s: Session, req: RequestOf<R.SET_LOG_BASE>, fds: FdBag): HandlerResult {
+  requireProtocolFeature(s, P.LOG_SHMFD, 'SET_LOG_BASE');
+  if (fds.count !== 1) throw new SessionError('VU_ERR_UNSUPPORTED', 'SET_LOG_BASE', `needs the log as one fd, got ${fds.count}`);
+  const { mmapSize, mmapOffset } = req.log;
+  try {
+    s.dataPlane.setLogBase(mmapSize, mmapOffset, fds.take());
+  } catch (error) {
+    // The front-end waits for the reply and cannot be told "failed": migrating without a log
+    // would silently corrupt the guest, so the connection ends instead.
+    s.close('SET_LOG_BASE failed and its reply cannot say so');
+    throw error;
+  }
+  s.log.info('dirty log mapped', { mmapSize: Number(mmapSize), mmapOffset: Number(mmapOffset) });
+  return reply(R.SET_LOG_BASE, 0n);
+}
+
+/** The eventfd the front-end wants signalled after log updates: this back-end never needs to
+ * (its log writes are visible at once in shared memory), so the fd is closed. */
+function onSetLogFd(): HandlerResult {
+  return undefined;
+}
+
+/** Announces the guest at its new place after migration: a RARP broadcast from its MAC. */
+function onSendRarp(s: Session, req: RequestOf<R.SEND_RARP>): HandlerResult {
+  requireProtocolFeature(s, P.RARP, 'SEND_RARP');
+  s.dataPlane.sendRarp(req.mac);
+  s.log.info('RARP announcement sent', { mac: [...req.mac].map((b) => b.toString(16).padStart(2, '0')).join(':') });
   return undefined;
 }
 
@@ -229,6 +259,8 @@ export const HANDLERS: HandlerTable = {
   [R.SET_OWNER]: onSetOwner,
   [R.RESET_OWNER]: onResetOwner,
   [R.SET_MEM_TABLE]: onSetMemTable,
+  [R.SET_LOG_BASE]: onSetLogBase,
+  [R.SET_LOG_FD]: onSetLogFd,
   [R.SET_VRING_NUM]: onSetVringNum,
   [R.SET_VRING_ADDR]: onSetVringAddr,
   [R.SET_VRING_BASE]: onSetVringBase,
@@ -240,6 +272,7 @@ export const HANDLERS: HandlerTable = {
   [R.SET_PROTOCOL_FEATURES]: onSetProtocolFeatures,
   [R.GET_QUEUE_NUM]: onGetQueueNum,
   [R.SET_VRING_ENABLE]: onSetVringEnable,
+  [R.SEND_RARP]: onSendRarp,
   [R.NET_SET_MTU]: onNetSetMtu,
   [R.GET_CONFIG]: onGetConfig,
   [R.SET_CONFIG]: onSetConfig,

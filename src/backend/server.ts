@@ -1,15 +1,21 @@
 /**
  * Accepts front-end connections (or, in client mode, connects to a listening front-end) and runs
- * one Session per connection. The TAP back-end serves one guest: while a front-end is connected,
- * another connection is refused with a log line; when it leaves, the device is reset (rings
- * stopped, memory unmapped) and the next front-end is accepted. The TAP stays open throughout.
+ * one Session per connection on the device `attach` gives it. The TAP back-end has one device:
+ * while a front-end uses it, another connection is refused with a log line; when it leaves, the
+ * device is reset (rings stopped, memory unmapped) and the next front-end is accepted. The switch
+ * gives every connection a new port, removed when the connection ends.
+ *
+ * Access control: the socket file gets `socketMode` (and `socketGroup`), and every connection's
+ * peer credentials (SO_PEERCRED, taken by the kernel at connect time, so a peer cannot lie) are
+ * checked against `allowUids` before a single byte is read; a refused peer is logged and closed.
  */
-import { existsSync, unlinkSync } from 'node:fs';
+import { chownSync, existsSync, unlinkSync } from 'node:fs';
 import * as native from '../native.ts';
 import type { DataPlane } from '../device/data-plane.ts';
 import type { NetDevice } from '../device/net-device.ts';
 import type { Logger } from '../log.ts';
 import { Session } from './session.ts';
+import { defaultAllowUids } from './access.ts';
 
 /** How often client mode retries while the front-end's socket is not there yet. */
 const CLIENT_RETRY_MS = 500;
@@ -19,15 +25,44 @@ export interface ServerOptions {
   listenFd?: number;
   client: boolean;
   socketMode: number;
+  /** chown the created socket to this group (with a group-writable socketMode). */
+  socketGroup?: number;
+  /** Peer uids that are served; default: this process's uid and root. */
+  allowUids?: readonly number[];
+  /** The device a new connection is served by, or why it is refused. */
+  attach: (connectionId: number) => AttachedDevice | { refused: string };
+  log: Logger;
+}
+
+/** A device handed to one connection; `detach` gives it back when the connection ends. */
+export interface AttachedDevice {
+  /** The TAP or switch port name, for logs. */
+  name: string;
   device: NetDevice;
   dataPlane: DataPlane;
-  log: Logger;
+  detach(): void;
+}
+
+/** attach() for a back-end with a single device: one connection at a time. */
+export function singleDevice(name: string, device: NetDevice, dataPlane: DataPlane, reason: string): () => AttachedDevice | { refused: string } {
+  let inUse = false;
+  return () => {
+    if (inUse) return { refused: reason };
+    inUse = true;
+    return { name, device, dataPlane, detach: () => (inUse = false) };
+  };
+}
+
+interface Active {
+  connection: native.Connection;
+  session: Session;
+  attached: AttachedDevice;
 }
 
 export class BackendServer {
   private acceptor: native.Acceptor | undefined;
   private listenFd: number | undefined;
-  private active: { connection: native.Connection; session: Session } | undefined;
+  private readonly active = new Map<native.Connection, Active>();
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private connections = 0;
@@ -45,7 +80,8 @@ export class BackendServer {
       log.info('serving on an inherited socket', { fd: listenFd });
     } else {
       this.listenFd = native.listenUnix(socketPath!, socketMode);
-      log.info('listening', { socket: socketPath });
+      if (this.options.socketGroup !== undefined) chownSync(socketPath!, -1, this.options.socketGroup);
+      log.info('listening', { socket: socketPath, mode: `0${socketMode.toString(8)}`, group: this.options.socketGroup });
     }
     this.acceptor = new native.Acceptor(this.listenFd, (fd) => this.onConnected(fd));
   }
@@ -65,25 +101,41 @@ export class BackendServer {
   }
 
   private onConnected(fd: number): void {
-    const { log, device, dataPlane } = this.options;
+    const { log } = this.options;
     const connection = new native.Connection(fd);
-    if (this.active || this.stopped) {
-      log.warn('refusing a second front-end: this TAP back-end serves one guest at a time');
+    const peer = safePeer(connection);
+    const allowUids = this.options.allowUids ?? defaultAllowUids();
+    if (peer.uid === undefined || !allowUids.includes(peer.uid)) {
+      log.warn('refusing a front-end whose uid is not allowed (--allow-uid)', { ...peer, allowed: allowUids.join(',') });
+      connection.close();
+      return;
+    }
+    if (this.stopped) {
       connection.close();
       return;
     }
     const id = ++this.connections;
+    let attached: AttachedDevice | { refused: string };
+    try {
+      attached = this.options.attach(id);
+    } catch (error) {
+      attached = { refused: (error as Error).message };
+    }
+    if ('refused' in attached) {
+      log.warn('refusing a front-end', { ...peer, reason: attached.refused });
+      connection.close();
+      return;
+    }
     const connLog = log.child(`conn${id}`);
-    const peer = safePeer(connection);
-    connLog.info('front-end connected', peer);
-    const session = new Session(device, dataPlane, {
+    connLog.info('front-end connected', { ...peer, port: attached.name });
+    const session = new Session(attached.device, attached.dataPlane, {
       send: (bytes, fds) => connection.send(bytes, fds),
       close: (reason) => {
         connLog.warn('closing the connection', { reason });
         connection.close();
       },
     }, connLog, native.closeFd);
-    this.active = { connection, session };
+    this.active.set(connection, { connection, session, attached });
     connection.start(
       (msg, fds) => session.onMessage(msg, fds),
       (error) => this.onDisconnected(connection, connLog, error),
@@ -91,11 +143,10 @@ export class BackendServer {
   }
 
   private onDisconnected(connection: native.Connection, connLog: Logger, error: Error | null): void {
-    if (this.active?.connection !== connection) return;
-    const { session } = this.active;
-    this.active = undefined;
-    session.teardown();
-    connection.close();
+    const active = this.active.get(connection);
+    if (!active) return;
+    this.active.delete(connection);
+    this.release(active);
     if (error) connLog.warn('front-end disconnected', { error: error.message });
     else connLog.info('front-end disconnected');
     if (this.options.client && !this.stopped) this.retryTimer = setTimeout(() => this.connectWithRetry(true), CLIENT_RETRY_MS);
@@ -106,20 +157,28 @@ export class BackendServer {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     this.acceptor?.close();
-    if (this.active) {
-      const { connection, session } = this.active;
-      this.active = undefined;
-      session.teardown();
-      connection.close();
-    }
+    for (const active of this.active.values()) this.release(active);
+    this.active.clear();
     if (this.listenFd !== undefined && this.options.listenFd === undefined) {
       native.closeFd(this.listenFd);
       if (this.options.socketPath && existsSync(this.options.socketPath)) unlinkSync(this.options.socketPath);
     }
   }
+
+  private release({ connection, session, attached }: Active): void {
+    session.teardown();
+    connection.close();
+    attached.detach();
+  }
+
+  /** Connections being served now. */
+  get connectionCount(): number {
+    return this.active.size;
+  }
 }
 
-function safePeer(connection: native.Connection): Record<string, unknown> {
+/** The peer's credentials, or none if SO_PEERCRED failed (such a peer is refused). */
+function safePeer(connection: native.Connection): Partial<native.PeerCredentials> {
   try {
     const { pid, uid, gid } = connection.peerCredentials();
     return { pid, uid, gid };

@@ -3,6 +3,10 @@
  * (--socket-path, --fd, --print-capabilities) and are part of the interface: scripts depend on them.
  */
 import { parseMac, type MacAddress } from '../device/mac.ts';
+import { MAX_MTU, MAX_QUEUE_PAIRS, MIN_MTU } from '../device/limits.ts';
+import { defaultAllowUids } from '../backend/access.ts';
+import { lookupGroupId } from './group-id.ts';
+import { defaultControlPath, defaultSocketPath } from '../switch/default-paths.ts';
 
 export interface BackendOptions {
   mode: 'run';
@@ -12,28 +16,58 @@ export interface BackendOptions {
   listenFd?: number;
   /** Connect to a front-end that listens, retrying until it appears. */
   client: boolean;
-  tap: string;
+  /** The dedicated one-guest TAP back-end; undefined: the userspace switch. */
+  tap?: string;
   queuePairs: number;
+  /** Switch mode: named single-guest sockets (`--port NAME=PATH`). */
+  ports: { name: string; path: string }[];
+  /** Switch mode: `tap:NAME`, `stream:unix:PATH`, `stream:tcp:HOST:PORT`. */
+  uplinks: string[];
+  /** Switch mode: the DHCP server's subnet, or 'off'. */
+  dhcp: string;
+  /** Switch mode: the control socket of `vhost-user-net ctl`. */
+  controlPath: string;
   mac?: MacAddress;
   mtu?: number;
   socketMode: number;
+  /** Group the created socket is given (chown after listen); undefined: the process's group. */
+  socketGroup?: number;
+  /** Uids whose connections are served (SO_PEERCRED); everyone else is logged and closed. */
+  allowUids: number[];
 }
 
-export type CliCommand = BackendOptions | { mode: 'help' } | { mode: 'print-capabilities' };
+export type CliCommand = BackendOptions | { mode: 'help' } | { mode: 'print-capabilities' } | { mode: 'ctl'; argv: string[] };
+
+/** The switch's segment when --dhcp is not given: QEMU's user-mode network uses the same. */
+export const DEFAULT_DHCP_CIDR = '10.0.2.0/24';
 
 export class UsageError extends Error {
   readonly code = 'VU_ERR_USAGE';
 }
 
-export const MAX_QUEUE_PAIRS = 16;
-export const MIN_MTU = 68;
-export const MAX_MTU = 65535;
+/** The largest uid/gid; (uid_t)-1 means "unchanged" to chown and is never a real id. */
+const MAX_ID = 0xffff_fffe;
 
-export const USAGE = `Usage: vhost-user-net --socket-path PATH --tap NAME [options]
+export const USAGE = `Usage: vhost-user-net [options]                      the userspace switch
+       vhost-user-net --socket-path PATH --tap NAME [options]   one guest on a TAP
+       vhost-user-net ctl [--json] ports|macs|stats|add-port|…  talk to a running switch
 
-A vhost-user back-end for virtio-net: serves a QEMU (or DPDK virtio-user) guest's
-network device and moves its frames to a TAP device.
+A vhost-user back-end for virtio-net: serves QEMU (or DPDK virtio-user) guests' network
+devices. Without --tap it is a userspace L2 switch: every front-end that connects to the
+socket becomes a port of one private Ethernet segment (no root, no bridge, no TAP), with a
+built-in DHCP server. With --tap it serves one guest and moves its frames to a TAP device.
 
+Switch mode:
+  (no --socket-path)     listen on $XDG_RUNTIME_DIR/vhost-user-net.sock, else
+                         ./vhost-user-net.sock (the path is printed)
+  --port NAME=PATH       also a named single-guest socket (repeatable)
+  --uplink SPEC          tap:NAME | stream:unix:PATH | stream:tcp:HOST:PORT (QEMU's
+                         socket netdev framing; repeatable)
+  --dhcp CIDR|off        the DHCP server's subnet (default ${DEFAULT_DHCP_CIDR})
+  --control PATH         control socket for 'vhost-user-net ctl' (default next to the
+                         default socket: vhost-user-net.ctl)
+
+Common:
   --socket-path PATH     UNIX socket to listen on (or, with --client, to connect to)
   --fd N                 use the already listening UNIX socket inherited as fd N
   --client               connect to a front-end listening on --socket-path (QEMU
@@ -46,6 +80,10 @@ network device and moves its frames to a TAP device.
   --mac MAC              MAC address offered to the guest in config space
   --mtu N                MTU offered to the guest (VIRTIO_NET_F_MTU), ${MIN_MTU}..${MAX_MTU}
   --socket-mode MODE     permissions of the created socket, octal (default 0600)
+  --socket-group GROUP   group (name or gid) of the created socket, e.g. with
+                         --socket-mode 0660 for a front-end running as another user
+  --allow-uid UID[,UID]  uids whose connections are served (SO_PEERCRED); others are
+                         logged and closed (default: this process's uid and root)
   --print-capabilities   print the back-end's capabilities as JSON and exit
   --help                 this text
 
@@ -65,11 +103,31 @@ function parseInteger(text: string, flag: string, min: number, max: number): num
   return n;
 }
 
-export function parseArgs(argv: string[]): CliCommand {
-  const opts: Partial<BackendOptions> & { client: boolean; queuePairs: number; socketMode: number } = {
+function parseGroup(text: string, lookup: (name: string) => number | undefined): number {
+  if (/^\d+$/.test(text)) return parseInteger(text, '--socket-group', 0, MAX_ID);
+  const gid = lookup(text);
+  if (gid === undefined) throw new UsageError(`--socket-group: no group named '${text}'`);
+  return gid;
+}
+
+function parseUidList(text: string): number[] {
+  return text.split(',').map((uid) => parseInteger(uid.trim(), '--allow-uid', 0, MAX_ID));
+}
+
+/**
+ * parseArgs() - the command line to a command
+ * @lookupGroup: resolves --socket-group names (tests pass their own)
+ */
+export function parseArgs(argv: string[], lookupGroup: (name: string) => number | undefined = lookupGroupId): CliCommand {
+  if (argv[0] === 'ctl') return { mode: 'ctl', argv: argv.slice(1) };
+  const opts: Partial<BackendOptions> & { client: boolean; queuePairs: number; socketMode: number; allowUids: number[]; ports: { name: string; path: string }[]; uplinks: string[]; dhcp: string } = {
+    ports: [],
+    uplinks: [],
+    dhcp: DEFAULT_DHCP_CIDR,
     client: false,
     queuePairs: 1,
     socketMode: 0o600,
+    allowUids: defaultAllowUids(),
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -113,13 +171,54 @@ export function parseArgs(argv: string[]): CliCommand {
         opts.socketMode = parseInt(text, 8);
         break;
       }
+      case '--socket-group':
+        opts.socketGroup = parseGroup(value(), lookupGroup);
+        break;
+      case '--allow-uid':
+        opts.allowUids = parseUidList(value());
+        break;
+      case '--port': {
+        const text = value();
+        const match = /^([A-Za-z0-9_.-]{1,64})=(.+)$/.exec(text);
+        if (!match) throw new UsageError(`--port: '${text}' is not NAME=PATH (NAME: letters, digits, _ . -)`);
+        if (opts.ports.some((p) => p.name === match[1])) throw new UsageError(`--port: the name '${match[1]}' is used twice`);
+        opts.ports.push({ name: match[1], path: match[2] });
+        break;
+      }
+      case '--uplink': {
+        const text = value();
+        if (!/^(tap:.+|stream:unix:.+|stream:tcp:.+:\d+)$/.test(text)) throw new UsageError(`--uplink: '${text}' is not tap:NAME, stream:unix:PATH or stream:tcp:HOST:PORT`);
+        opts.uplinks.push(text);
+        break;
+      }
+      case '--dhcp': {
+        const text = value();
+        if (text !== 'off' && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(text)) throw new UsageError(`--dhcp: '${text}' is not a subnet like 10.0.2.0/24, or off`);
+        opts.dhcp = text;
+        break;
+      }
+      case '--control':
+        opts.controlPath = value();
+        break;
       default:
         throw new UsageError(`unknown option '${arg}' (see --help)`);
     }
   }
-  if (opts.socketPath === undefined && opts.listenFd === undefined) throw new UsageError('--socket-path PATH or --fd N is required');
+  const switchMode = opts.tap === undefined;
+  if (switchMode) {
+    if (opts.client) throw new UsageError('--client is for the TAP back-end (--tap); the switch listens');
+    if (opts.queuePairs !== 1) throw new UsageError('--queues is for the TAP back-end (--tap); switch ports have one queue pair');
+    if (opts.socketPath === undefined && opts.listenFd === undefined) opts.socketPath = defaultSocketPath();
+    opts.controlPath ??= defaultControlPath();
+  } else {
+    if (opts.ports.length || opts.uplinks.length) throw new UsageError('--port and --uplink are for the switch (without --tap)');
+    if (opts.socketPath === undefined && opts.listenFd === undefined) throw new UsageError('--socket-path PATH or --fd N is required with --tap');
+    opts.controlPath ??= '';
+  }
   if (opts.socketPath !== undefined && opts.listenFd !== undefined) throw new UsageError('--socket-path and --fd exclude each other');
   if (opts.client && opts.socketPath === undefined) throw new UsageError('--client needs --socket-path');
-  if (opts.tap === undefined) throw new UsageError('--tap NAME is required (the userspace switch mode is not available yet)');
+  if (opts.socketGroup !== undefined && (opts.client || opts.listenFd !== undefined)) {
+    throw new UsageError('--socket-group applies to a socket this back-end creates (not with --client or --fd)');
+  }
   return { ...opts, mode: 'run' } as BackendOptions;
 }

@@ -8,8 +8,10 @@ import { createLogger, type Logger } from '../log.ts';
 import { formatMac, randomMac } from '../device/mac.ts';
 import { NetDevice } from '../device/net-device.ts';
 import { NativeDataPlane } from '../device/native-data-plane.ts';
-import { BackendServer } from '../backend/server.ts';
+import { BackendServer, singleDevice } from '../backend/server.ts';
 import * as native from '../native.ts';
+import { SwitchMode } from '../switch/switch-mode.ts';
+import { ctlMain } from './ctl.ts';
 
 /** The spec's "Back-end program conventions": --print-capabilities prints the device type. */
 const CAPABILITIES = { type: 'net' };
@@ -34,8 +36,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(CAPABILITIES, null, 2)}\n`);
     return 0;
   }
+  if (command.mode === 'ctl') return ctlMain(command.argv);
   try {
-    return await runBackend(command, log);
+    return command.tap === undefined ? await runSwitch(command, log) : await runBackend(command, command.tap, log);
   } catch (error) {
     const code = (error as { code?: string }).code;
     log.error((error as Error).message, { code });
@@ -43,27 +46,42 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function runBackend(options: BackendOptions, log: Logger): Promise<number> {
+/** Resolves on the first SIGTERM or SIGINT, after `stop` ran. */
+function untilSignal(log: Logger, stop: () => Promise<void> | void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const shutdown = async (signal: string) => {
+      log.info('shutting down', { signal });
+      await stop();
+      resolve();
+    };
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+  });
+}
+
+async function runSwitch(options: BackendOptions, log: Logger): Promise<number> {
+  const switchMode = new SwitchMode(options, log);
+  await switchMode.start();
+  await untilSignal(log, () => switchMode.stop());
+  return 0;
+}
+
+async function runBackend(options: BackendOptions, tap: string, log: Logger): Promise<number> {
   const mac = options.mac ?? randomMac((n) => randomBytes(n));
   const device = new NetDevice({ queuePairs: options.queuePairs, mac, mtu: options.mtu });
-  const nativeDevice = new native.NetDevice(options.tap, options.queuePairs, (event) => {
+  const nativeDevice = new native.NetDevice(tap, options.queuePairs, (event) => {
     if (event.kind === 'fault') log.error('guest broke a ring; queue pair stopped until the front-end resets it', { queuePair: event.queuePair, reason: event.message });
     else log.info(event.message);
   });
   const dataPlane = new NativeDataPlane(nativeDevice);
   if (options.mtu !== undefined) dataPlane.setMtu(options.mtu);
   log.info('TAP opened', { tap: nativeDevice.tapName, queuePairs: options.queuePairs, mac: formatMac(mac) });
-  const server = new BackendServer({ ...options, device, dataPlane, log });
+  const attach = singleDevice(nativeDevice.tapName, device, dataPlane, 'this TAP back-end serves one guest at a time');
+  const server = new BackendServer({ ...options, attach, log });
   server.start();
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info('shutting down', { signal });
-      server.stop();
-      nativeDevice.close();
-      resolve();
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+  await untilSignal(log, () => {
+    server.stop();
+    nativeDevice.close();
   });
   return 0;
 }

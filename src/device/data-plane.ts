@@ -26,6 +26,13 @@ export interface DataPlane {
   setMemTable(regions: MemoryRegion[], fds: number[]): void;
   addMemRegion(region: MemoryRegion, fd: number): void;
   removeMemRegion(region: MemoryRegion): void;
+  /**
+   * Maps the dirty-page log (SET_LOG_BASE): `mmapSize` bytes from `mmapOffset` of `fd`; it is
+   * written while VHOST_F_LOG_ALL is in the features and replaces the previous log.
+   */
+  setLogBase(mmapSize: bigint, mmapOffset: bigint, fd: number): void;
+  /** Broadcasts a RARP announcement from `mac` (6 bytes) out of the port (SEND_RARP). */
+  sendRarp(mac: Uint8Array): void;
   setVringNum(index: number, num: number): void;
   /** Ring addresses are front-end virtual addresses; they must lie inside the memory table. */
   setVringAddr(index: number, addr: VringAddr): void;

@@ -33,6 +33,14 @@ export class NativeDataPlane implements DataPlane {
     this.device.removeMemRegion(BigUint64Array.from(regionWords(region)));
   }
 
+  setLogBase(mmapSize: bigint, mmapOffset: bigint, fd: number): void {
+    this.device.setLogBase(mmapSize, mmapOffset, fd);
+  }
+
+  sendRarp(mac: Uint8Array): void {
+    this.device.sendRarp(mac);
+  }
+
   setVringNum(index: number, num: number): void {
     this.device.setVringNum(index, num);
   }

@@ -9,14 +9,31 @@ import { featureMask } from '../protocol/feature-bits.ts';
 import { VhostUserProtocolFeature } from '../protocol/protocol-features.ts';
 
 export const DEFAULT_MTU = 1500;
-/** vhost-user allows 509 memory slots with CONFIGURE_MEM_SLOTS (spec: VHOST_USER_MAX_RAM_SLOTS is 512 − 3). */
-export const MAX_MEM_SLOTS = 509;
 
 export interface NetDeviceOptions {
   queuePairs: number;
   mac: MacAddress;
   mtu?: number;
+  /**
+   * Checksum and segmentation offloads (default on). A switch port carries plain frames between
+   * guests that may not accept offloaded ones, so switch mode turns them off.
+   */
+  offloads?: boolean;
 }
+
+/** The offload features: partial checksums and GSO frames in either direction. */
+const OFFLOAD_FEATURES = new Set([
+  VirtioFeature.VIRTIO_NET_F_CSUM,
+  VirtioFeature.VIRTIO_NET_F_GUEST_CSUM,
+  VirtioFeature.VIRTIO_NET_F_GUEST_TSO4,
+  VirtioFeature.VIRTIO_NET_F_GUEST_TSO6,
+  VirtioFeature.VIRTIO_NET_F_GUEST_ECN,
+  VirtioFeature.VIRTIO_NET_F_GUEST_UFO,
+  VirtioFeature.VIRTIO_NET_F_HOST_TSO4,
+  VirtioFeature.VIRTIO_NET_F_HOST_TSO6,
+  VirtioFeature.VIRTIO_NET_F_HOST_ECN,
+  VirtioFeature.VIRTIO_NET_F_HOST_UFO,
+]);
 
 /** Virtio features offered to every driver (see README, "Features"). */
 const BASE_FEATURES = [
@@ -38,10 +55,14 @@ const BASE_FEATURES = [
   VirtioFeature.VIRTIO_RING_F_EVENT_IDX,
   VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES,
   VirtioFeature.VIRTIO_F_VERSION_1,
+  // Live migration: every device write into guest memory is logged while the front-end sets it.
+  VirtioFeature.VHOST_F_LOG_ALL,
 ];
 
 const PROTOCOL_FEATURES = [
   VhostUserProtocolFeature.MQ,
+  VhostUserProtocolFeature.LOG_SHMFD,
+  VhostUserProtocolFeature.RARP,
   VhostUserProtocolFeature.REPLY_ACK,
   VhostUserProtocolFeature.MTU,
   VhostUserProtocolFeature.CONFIG,
@@ -60,7 +81,8 @@ export class NetDevice {
     this.queuePairs = options.queuePairs;
     this.mac = options.mac;
     this.mtu = options.mtu ?? DEFAULT_MTU;
-    const features = options.queuePairs > 1 ? [...BASE_FEATURES, VirtioFeature.VIRTIO_NET_F_MQ] : BASE_FEATURES;
+    let features = options.queuePairs > 1 ? [...BASE_FEATURES, VirtioFeature.VIRTIO_NET_F_MQ] : BASE_FEATURES;
+    if (options.offloads === false) features = features.filter((f) => !OFFLOAD_FEATURES.has(f));
     this.offeredFeatures = featureMask(...features);
     this.offeredProtocolFeatures = featureMask(...PROTOCOL_FEATURES);
   }

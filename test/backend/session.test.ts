@@ -207,13 +207,65 @@ test('an unknown request code closes the connection without a crash', (t) => {
 test('a known request this back-end does not implement fails with an ack, and its fd is closed', (t) => {
   const s = setUp();
   s.withProtocol(P.REPLY_ACK);
-  t.is(s.ack({ request: R.SET_LOG_FD }, [12]), 1n);
+  t.is(s.ack({ request: R.SET_BACKEND_REQ_FD }, [12]), 1n);
   t.deepEqual(s.closedFds, [12]);
-  t.true(s.logLines.some((l) => l.includes('SET_LOG_FD') && l.includes('not supported')));
+  t.true(s.logLines.some((l) => l.includes('SET_BACKEND_REQ_FD') && l.includes('not supported')));
 });
 
 test('teardown resets the data plane', (t) => {
   const s = setUp();
   s.session.teardown();
   t.deepEqual(s.dataPlane.calls, [['reset']]);
+});
+
+test('live migration is offered: VHOST_F_LOG_ALL, protocol features LOG_SHMFD and RARP', (t) => {
+  const s = setUp();
+  t.not(s.get({ request: R.GET_FEATURES }) & featureMask(F.VHOST_F_LOG_ALL), 0n);
+  t.not(s.get({ request: R.GET_PROTOCOL_FEATURES }) & featureMask(P.LOG_SHMFD, P.RARP), 0n);
+});
+
+test('SET_LOG_BASE with LOG_SHMFD hands the log fd to the data plane and replies 0', (t) => {
+  const s = setUp();
+  s.withProtocol(P.LOG_SHMFD);
+  s.send({ request: R.SET_LOG_BASE, log: { mmapSize: 0x1000n, mmapOffset: 0n } }, [33]);
+  t.is(decodeReply(s.replies.pop()!, R.SET_LOG_BASE), 0n);
+  t.deepEqual(s.dataPlane.calls, [['setLogBase', 0x1000n, 0n, 33]]);
+  t.deepEqual(s.dataPlane.closedFds, [33]);
+  t.deepEqual(s.closedByChannel, []);
+});
+
+test('SET_LOG_BASE without LOG_SHMFD or without an fd fails and closes the fd', (t) => {
+  const s = setUp();
+  s.withProtocol(P.REPLY_ACK);
+  t.is(s.ack({ request: R.SET_LOG_BASE, log: { mmapSize: 0x1000n, mmapOffset: 0n } }, [34]), 1n);
+  t.deepEqual(s.closedFds, [34]);
+  s.withProtocol(P.REPLY_ACK, P.LOG_SHMFD);
+  t.is(s.ack({ request: R.SET_LOG_BASE, log: { mmapSize: 0x1000n, mmapOffset: 0n } }), 1n);
+  t.deepEqual(s.dataPlane.calls, []);
+});
+
+test('a log the data plane refuses closes the connection (the reply cannot say "failed")', (t) => {
+  const s = setUp();
+  s.withProtocol(P.LOG_SHMFD);
+  s.dataPlane.failNext = 'setLogBase';
+  s.send({ request: R.SET_LOG_BASE, log: { mmapSize: 0x1000n, mmapOffset: 0n } }, [35]);
+  t.is(s.replies.length, 0);
+  t.is(s.closedByChannel.length, 1);
+});
+
+test('SET_LOG_FD is accepted and its eventfd closed', (t) => {
+  const s = setUp();
+  s.withProtocol(P.REPLY_ACK, P.LOG_SHMFD);
+  t.is(s.ack({ request: R.SET_LOG_FD }, [36]), 0n);
+  t.deepEqual(s.closedFds, [36]);
+});
+
+test('SEND_RARP with protocol feature RARP asks the data plane to announce the MAC', (t) => {
+  const s = setUp();
+  s.withProtocol(P.REPLY_ACK);
+  const mac = Uint8Array.of(0x52, 0x54, 0, 1, 2, 3);
+  t.is(s.ack({ request: R.SEND_RARP, mac }), 1n, 'needs RARP negotiated');
+  s.withProtocol(P.REPLY_ACK, P.RARP);
+  t.is(s.ack({ request: R.SEND_RARP, mac }), 0n);
+  t.deepEqual(s.dataPlane.calls, [['sendRarp', [0x52, 0x54, 0, 1, 2, 3]]]);
 });

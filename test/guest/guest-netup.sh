@@ -1,5 +1,6 @@
 #!/bin/sh
-# vu-netup: (re)configures eth0 from the kernel command line: vu.ip=<addr>/<len>, vu.mtu=<n>.
+# vu-netup: (re)configures eth0 from the kernel command line: vu.ip=<addr>/<len> or vu.ip=dhcp
+# (busybox udhcpc, address only), vu.mtu=<n>.
 # Run by /init at boot, and by tests again after `rmmod virtio_net; insmod` recreated eth0.
 
 arg() {
@@ -20,5 +21,17 @@ ip=$(arg vu.ip)
 mtu=$(arg vu.mtu)
 ip addr flush dev eth0
 [ -z "$mtu" ] || ip link set eth0 mtu "$mtu"
-[ -z "$ip" ] || ip addr add "$ip" dev eth0
 ip link set eth0 up
+if [ "$ip" = dhcp ]; then
+  cat > /tmp/vu-udhcpc <<'SCRIPT'
+#!/bin/sh
+case "$1" in
+  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/${mask:-24}" dev "$interface" ;;
+  deconfig) ip addr flush dev "$interface" ;;
+esac
+SCRIPT
+  chmod +x /tmp/vu-udhcpc
+  udhcpc -i eth0 -s /tmp/vu-udhcpc -q -n -t 20 -T 1 >/tmp/udhcpc.log 2>&1 || { echo "vu-netup: DHCP failed"; cat /tmp/udhcpc.log; exit 1; }
+elif [ -n "$ip" ]; then
+  ip addr add "$ip" dev eth0
+fi

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BackendServer } from '../../src/backend/server.ts';
+import { BackendServer, singleDevice } from '../../src/backend/server.ts';
 import { NetDevice } from '../../src/device/net-device.ts';
 import { NativeDataPlane } from '../../src/device/native-data-plane.ts';
 import { createLogger } from '../../src/log.ts';
@@ -34,7 +34,8 @@ export function startInProcessBackend(t: Teardown & { log: (...v: unknown[]) => 
   });
   const dataPlane = new NativeDataPlane(nativeDevice);
   const device = new NetDevice({ queuePairs, mac: GUEST_MAC });
-  const server = new BackendServer({ socketPath, client: false, socketMode: 0o600, device, dataPlane, log });
+  const attach = singleDevice(tap, device, dataPlane, 'this TAP back-end serves one guest at a time');
+  const server = new BackendServer({ socketPath, client: false, socketMode: 0o600, attach, log });
   server.start();
   t.teardown(() => {
     server.stop();

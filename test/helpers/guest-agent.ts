@@ -69,6 +69,25 @@ export class AgentChannel {
     this.ready.catch(() => undefined); // observed by whoever awaits it; never unhandled
   }
 
+  /** Commands sent so far (the agent numbers them from 1). */
+  get sequence(): number {
+    return this.sentSeq;
+  }
+
+  /**
+   * Takes over an agent that is already running: the guest was live-migrated into the QEMU this
+   * channel listens to. The agent will not print its ready marker again; commands continue the
+   * numbering after `sequence` (what the previous channel had sent).
+   */
+  resume(sequence: number): void {
+    if (this.isReady) throw new Error('AgentChannel.resume: the agent is already ready');
+    this.isReady = true;
+    this.sentSeq = sequence;
+    this.buffer = '';
+    this.markReady();
+    this.sendNext();
+  }
+
   /** Feeds console output as it arrives. */
   feed(text: string): void {
     this.buffer += text.replace(/\r/g, '');

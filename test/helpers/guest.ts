@@ -25,6 +25,8 @@ export interface GuestOptions {
   guestIp?: string;
   /** More kernel command line words, e.g. ['vu.mtu=9000', 'vu.debug=1']. */
   extraKernelArgs?: string[];
+  /** More QEMU arguments, e.g. ['-qmp', 'unix:…,server=on,wait=off', '-incoming', 'unix:…']. */
+  extraQemuArgs?: string[];
   /** When given (ava's `t`), QEMU is killed when the test ends, also when it fails. */
   teardown?: Teardown;
 }
@@ -68,6 +70,15 @@ export class Guest {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * This QEMU was started with `-incoming` and `source`'s guest has been live-migrated into it:
+   * the command agent (already running in the guest) is now reached through this QEMU's console.
+   * Call once the migration completed and before any command; `source` must be idle.
+   */
+  continueFrom(source: Guest): void {
+    this.agent.resume(source.agent.sequence);
   }
 
   /** Runs `command` with `sh -c` in the guest (one line, stdin /dev/null); stdout and stderr interleaved. */
@@ -118,6 +129,7 @@ export async function bootGuest(options: GuestOptions): Promise<Guest> {
     netdevArgs: options.netdevArgs,
     deviceArgs: options.deviceArgs,
   });
+  args.push(...(options.extraQemuArgs ?? []));
   const qemu = await spawnLogged('qemu-system-x86_64', args, { name: options.name, stdin: 'pipe', teardown: options.teardown });
   return new Guest(options.name, qemu);
 }

@@ -37,6 +37,13 @@ export class RecordingDataPlane implements DataPlane {
   removeMemRegion(region: MemoryRegion): void {
     this.record('removeMemRegion', region.guestPhysAddr);
   }
+  setLogBase(mmapSize: bigint, mmapOffset: bigint, fd: number): void {
+    this.owned([fd]);
+    this.record('setLogBase', mmapSize, mmapOffset, fd);
+  }
+  sendRarp(mac: Uint8Array): void {
+    this.record('sendRarp', [...mac]);
+  }
   setVringNum(index: number, num: number): void {
     this.record('setVringNum', index, num);
   }

@@ -132,12 +132,13 @@ export class TestFrontend {
 
   /**
    * The negotiation QEMU does before the guest driver runs, then the guest's: features (all
-   * offered except those in `withoutFeatures`), protocol features, owner, memory table, and
-   * every ring set up, started and enabled.
+   * offered except those in `withoutFeatures`, and except VHOST_F_LOG_ALL, which a front-end sets
+   * only while it migrates), protocol features, owner, memory table, and every ring set up,
+   * started and enabled.
    */
   async negotiate(opts: { withoutFeatures?: F[]; withoutProtocolFeatures?: P[] } = {}): Promise<bigint> {
     const offered = await this.get({ request: R.GET_FEATURES });
-    const features = offered & ~featureMask(...(opts.withoutFeatures ?? []));
+    const features = offered & ~featureMask(F.VHOST_F_LOG_ALL, ...(opts.withoutFeatures ?? []));
     const offeredProtocol = await this.get({ request: R.GET_PROTOCOL_FEATURES });
     const protocol = offeredProtocol & ~featureMask(...(opts.withoutProtocolFeatures ?? []));
     await this.request({ request: R.SET_PROTOCOL_FEATURES, features: protocol });
@@ -208,4 +209,5 @@ export class TestFrontend {
 }
 
 /** Requests whose reply always comes (they return data). */
-const REPLYING = new Set<R>([R.GET_FEATURES, R.GET_PROTOCOL_FEATURES, R.GET_VRING_BASE, R.GET_QUEUE_NUM, R.GET_CONFIG, R.GET_MAX_MEM_SLOTS, R.GET_STATUS]);
+// SET_LOG_BASE replies (u64) when LOG_SHMFD is negotiated, which negotiate() always does.
+const REPLYING = new Set<R>([R.GET_FEATURES, R.GET_PROTOCOL_FEATURES, R.GET_VRING_BASE, R.GET_QUEUE_NUM, R.GET_CONFIG, R.GET_MAX_MEM_SLOTS, R.GET_STATUS, R.SET_LOG_BASE]);

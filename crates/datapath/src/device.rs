@@ -16,12 +16,15 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use vring::features::*;
-use vring::{GuestMemory, MemoryError, MemoryRegion, QueueError, QueueState, RegionSpec, VIRTIO_NET_HDR_LEN};
+use vring::{DirtyLog, DirtyLogError, GuestMemory, MemoryError, MemoryRegion, QueueError, QueueState, RegionSpec, VIRTIO_NET_HDR_LEN, SplitQueue};
 
 use crate::counters::{Counters, CountersSnapshot};
 use crate::eventfd;
+use crate::rarp::rarp_announce;
+use crate::attachment::Attachment;
+use crate::switch::{GuestRx, PortKind, Switch, SwitchPort};
 use crate::tap::{AppliedOffloads, Tap, TapError};
-use crate::worker::{RingSetup, Worker, WorkerConfig, WorkerError};
+use crate::worker::{RingSetup, Worker, WorkerConfig, WorkerError, WorkerReport};
 
 /// Ethernet header plus one 802.1Q tag: what a frame adds on top of the MTU.
 const L2_OVERHEAD: usize = 14 + 4;
@@ -30,6 +33,8 @@ const MAX_GSO_FRAME: usize = 65535 + 14;
 /// Legacy virtio-net header without `num_buffers` (neither VERSION_1 nor MRG_RXBUF).
 const LEGACY_HDR_LEN: usize = 10;
 pub const DEFAULT_MTU: u16 = 1500;
+/// SET_VRING_ADDR flags bit: `log_guest_addr` is valid, log the used ring's writes there.
+pub const VHOST_VRING_F_LOG: u32 = 0;
 
 /// SET_VRING_ADDR as the front-end sent it: ring addresses are front-end virtual addresses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,6 +71,8 @@ pub enum DeviceError {
     Tap(TapError),
     /// A queue pair's worker could not be started.
     Worker { queue_pair: u16, source: WorkerError },
+    /// **hostile** (front-end): SET_LOG_BASE with a log that cannot be mapped (short file, …).
+    DirtyLog(DirtyLogError),
 }
 
 impl DeviceError {
@@ -77,6 +84,7 @@ impl DeviceError {
             DeviceError::Ring { .. } | DeviceError::RingAddress { .. } => "VU_ERR_BAD_RING",
             DeviceError::Tap(_) => "VU_ERR_TAP",
             DeviceError::Worker { .. } => "VU_ERR_WORKER",
+            DeviceError::DirtyLog(_) => "VU_ERR_DIRTY_LOG",
         }
     }
 }
@@ -90,6 +98,7 @@ impl fmt::Display for DeviceError {
             DeviceError::RingAddress { index, what, source } => write!(f, "queue {index}: {what} ring: {source}"),
             DeviceError::Tap(e) => write!(f, "{e}"),
             DeviceError::Worker { queue_pair, source } => write!(f, "queue pair {queue_pair}: {source}"),
+            DeviceError::DirtyLog(e) => write!(f, "{e}"),
         }
     }
 }
@@ -125,7 +134,7 @@ struct VringSlot {
 }
 
 pub struct NetDevice {
-    tap: Tap,
+    attachment: Attachment,
     memory: Arc<GuestMemory>,
     /// How many times each region of `memory` was added. QEMU with multiqueue runs one vhost
     /// device per queue pair over the same connection, and each adds (and removes) the same
@@ -135,6 +144,9 @@ pub struct NetDevice {
     workers: Vec<Option<Worker>>,
     counters: Vec<Arc<Counters>>,
     features: u64,
+    /// The dirty-page log of the last SET_LOG_BASE. Kept while VHOST_F_LOG_ALL is off, so logging
+    /// resumes when the next migration sets it again; replaced by the next SET_LOG_BASE.
+    dirty_log: Option<Arc<DirtyLog>>,
     mtu: u16,
     on_event: EventSink,
 }
@@ -146,15 +158,26 @@ fn has(features: u64, bit: u32) -> bool {
 impl NetDevice {
     /// A device with `tap.queue_count()` queue pairs and no memory, no rings.
     pub fn new(tap: Tap, on_event: EventSink) -> NetDevice {
-        let pairs = tap.queue_count() as usize;
+        NetDevice::attached(Attachment::Tap(tap), on_event)
+    }
+
+    /// A device on a new port of `switch` (one queue pair); the port goes when the device does.
+    pub fn new_switch_port(switch: &Arc<Switch>, name: &str, vlan: u16, on_event: EventSink) -> NetDevice {
+        let port = switch.add_port(name, PortKind::VhostUser, vlan);
+        NetDevice::attached(Attachment::Switch { switch: switch.clone(), port }, on_event)
+    }
+
+    fn attached(attachment: Attachment, on_event: EventSink) -> NetDevice {
+        let pairs = attachment.queue_pairs() as usize;
         NetDevice {
-            tap,
+            attachment,
             memory: Arc::new(GuestMemory::empty()),
             region_refs: Vec::new(),
             vrings: (0..pairs * 2).map(|_| VringSlot::default()).collect(),
             workers: (0..pairs).map(|_| None).collect(),
             counters: (0..pairs).map(|_| Arc::new(Counters::new())).collect(),
             features: 0,
+            dirty_log: None,
             mtu: DEFAULT_MTU,
             on_event,
         }
@@ -164,12 +187,30 @@ impl NetDevice {
         self.workers.len() as u16
     }
 
-    pub fn tap_name(&self) -> &str {
-        self.tap.name()
+    /// The TAP's interface name, or the switch port's name.
+    pub fn port_name(&self) -> &str {
+        self.attachment.name()
     }
 
-    /// SET_FEATURES: header length, MRG_RXBUF, EVENT_IDX and the TAP offloads follow the driver.
+    /// The switch port this device is, in switch mode.
+    pub fn switch_port(&self) -> Option<&Arc<SwitchPort>> {
+        self.attachment.switch_port()
+    }
+
+    /// SET_FEATURES: header length, MRG_RXBUF, EVENT_IDX and the TAP offloads follow the driver;
+    /// with VHOST_F_LOG_ALL every write into guest memory is logged (workers restart either way).
+    /// LOG_ALL before any SET_LOG_BASE is accepted (QEMU with multiqueue may send a second queue
+    /// pair's SET_FEATURES first): logging then starts when the log arrives.
     pub fn set_features(&mut self, features: u64) -> Result<AppliedOffloads, DeviceError> {
+        let logging = has(features, VHOST_F_LOG_ALL);
+        if logging != has(self.features, VHOST_F_LOG_ALL) {
+            let message = match &self.dirty_log {
+                Some(log) if logging => format!("dirty-page logging on ({} bytes of log)", log.size()),
+                None if logging => "dirty-page logging on, waiting for SET_LOG_BASE".to_string(),
+                _ => "dirty-page logging off".to_string(),
+            };
+            (self.on_event)(DeviceEvent::Notice { message });
+        }
         self.stop_all();
         let applied = self.apply_features(features);
         let restarted = self.start_all();
@@ -179,8 +220,7 @@ impl NetDevice {
     }
 
     fn apply_features(&mut self, features: u64) -> Result<AppliedOffloads, DeviceError> {
-        self.tap.set_vnet_hdr_len(vnet_hdr_len(features))?;
-        let applied = self.tap.set_offloads(features)?;
+        let applied = self.attachment.apply_features(vnet_hdr_len(features), features)?;
         self.features = features;
         Ok(applied)
     }
@@ -230,6 +270,28 @@ impl NetDevice {
         let (known, _) = self.region_refs.remove(position);
         let memory = self.memory.with_region_removed(&known)?;
         self.replace_memory(memory)
+    }
+
+    /// SET_LOG_BASE: maps the dirty-page log (`fd` is closed once mapped, also on failure). It is
+    /// used while VHOST_F_LOG_ALL is negotiated and replaces the previous log.
+    pub fn set_log_base(&mut self, mmap_size: u64, mmap_offset: u64, fd: OwnedFd) -> Result<(), DeviceError> {
+        let log = DirtyLog::map(fd.as_raw_fd(), mmap_size, mmap_offset).map_err(DeviceError::DirtyLog)?;
+        self.with_all_stopped(|d| {
+            if let Some(old) = d.dirty_log.replace(Arc::new(log)) {
+                if old.missed_pages() > 0 {
+                    (d.on_event)(DeviceEvent::Notice {
+                        message: format!("the previous dirty log was too small: {} page marks lost", old.missed_pages()),
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// SEND_RARP: broadcasts a RARP announcement from `mac` out of the TAP, so that switches
+    /// learn where the guest now is (sent after live migration). No ring is touched.
+    pub fn send_rarp(&self, mac: [u8; 6]) -> Result<(), DeviceError> {
+        Ok(self.attachment.send_frame(vnet_hdr_len(self.features), &rarp_announce(mac))?)
     }
 
     fn replace_memory(&mut self, memory: GuestMemory) -> Result<(), DeviceError> {
@@ -294,6 +356,7 @@ impl NetDevice {
         self.region_refs.clear();
         self.vrings.iter_mut().for_each(|slot| *slot = VringSlot::default());
         self.features = 0;
+        self.dirty_log = None;
     }
 
     pub fn counters(&self) -> Vec<CountersSnapshot> {
@@ -340,9 +403,13 @@ impl NetDevice {
     }
 
     fn stop_pair(&mut self, pair: u16) {
-        let Some(worker) = self.workers[pair as usize].take() else { return };
-        let report = worker.stop();
-        for (state, index) in [(report.rx, pair * 2), (report.tx, pair * 2 + 1)] {
+        // In switch mode the RX ring is attached to the switch port, not to the worker.
+        let switch_rx = self.attachment.switch_port().and_then(|port| port.detach_guest_rx());
+        let report = match self.workers[pair as usize].take() {
+            Some(worker) => worker.stop(),
+            None => WorkerReport { rx: None, tx: None, fault: None },
+        };
+        for (state, index) in [(report.rx.or(switch_rx), pair * 2), (report.tx, pair * 2 + 1)] {
             if let Some(state) = state {
                 let slot = &mut self.vrings[index as usize];
                 slot.next_avail = state.next_avail;
@@ -354,18 +421,25 @@ impl NetDevice {
     /// Starts the pair's worker if at least one of its rings is started and fully configured.
     fn start_pair(&mut self, pair: u16) -> Result<(), DeviceError> {
         debug_assert!(self.workers[pair as usize].is_none());
-        let rx = self.ring_setup(pair * 2)?;
+        let mut rx = self.ring_setup(pair * 2)?;
         let tx = self.ring_setup(pair * 2 + 1)?;
+        let hdr_len = vnet_hdr_len(self.features);
+        // In switch mode the RX ring goes to the switch port, which fills it from any sender.
+        let switch_rx = if self.attachment.switch_port().is_some() { rx.take() } else { None };
+        if let Some(setup) = switch_rx {
+            let port = self.attachment.switch_port().expect("switch mode");
+            let queue = SplitQueue::new(self.worker_memory(), setup.state).map_err(|source| DeviceError::Ring { index: pair * 2, source })?;
+            let mrg_rxbuf = has(self.features, VIRTIO_NET_F_MRG_RXBUF);
+            port.attach_guest_rx(GuestRx::new(queue, setup.call, setup.enabled, mrg_rxbuf, hdr_len), self.fault_reporter(pair));
+        }
         if rx.is_none() && tx.is_none() {
             return Ok(());
         }
-        let port_fd = self.tap.queue_fd(pair).expect("the TAP has one queue per pair");
-        let hdr_len = vnet_hdr_len(self.features);
         let config = WorkerConfig {
-            memory: self.memory.clone(),
+            memory: self.worker_memory(),
             rx,
             tx,
-            port_fd,
+            port: self.attachment.worker_port(pair, hdr_len),
             mrg_rxbuf: has(self.features, VIRTIO_NET_F_MRG_RXBUF),
             vnet_hdr_len: hdr_len,
             max_rx_frame: max_rx_frame(self.features, self.mtu, hdr_len),
@@ -375,6 +449,14 @@ impl NetDevice {
         let worker = Worker::start(config).map_err(|source| DeviceError::Worker { queue_pair: pair, source })?;
         self.workers[pair as usize] = Some(worker);
         Ok(())
+    }
+
+    /// The memory a worker writes through: with VHOST_F_LOG_ALL, every write is logged.
+    fn worker_memory(&self) -> Arc<GuestMemory> {
+        match &self.dirty_log {
+            Some(log) if has(self.features, VHOST_F_LOG_ALL) => Arc::new(self.memory.with_write_log(log.clone())),
+            _ => self.memory.clone(),
+        }
     }
 
     /// On a guest fault: signal the pair's error eventfds (SET_VRING_ERR) and tell the control plane.
@@ -409,6 +491,7 @@ impl NetDevice {
             next_avail: slot.next_avail,
             next_used,
             event_idx: has(self.features, VIRTIO_RING_F_EVENT_IDX),
+            used_log_addr: (addrs.flags & (1 << VHOST_VRING_F_LOG) != 0).then_some(addrs.log_guest_addr),
         };
         Ok(Some(RingSetup { state, kick, call: slot.call.clone(), enabled: slot.enabled }))
     }

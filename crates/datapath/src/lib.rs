@@ -2,11 +2,14 @@
 //! pair moving frames between the guest's virtqueues and a port (a TAP queue today), the TAP
 //! device itself, and per queue pair counters.
 
+mod attachment;
 pub mod counters;
 pub mod device;
+pub mod switch;
 mod epoll;
 mod eventfd;
-mod port;
+pub mod port;
+pub mod rarp;
 mod ring;
 mod rx;
 pub mod tap;

@@ -1,6 +1,5 @@
-//! Where a queue pair's frames go to and come from. Today only a TAP queue fd; a userspace L2
-//! switch port (frames copied between guests) is meant to become a second variant, so the worker
-//! only ever talks to `Port`.
+//! Where a queue pair's frames go to and come from: a TAP queue fd, or a port of the userspace L2
+//! switch (frames copied between guests). The worker only ever talks to `Port`.
 //!
 //! Frames on a port carry the virtio-net header in front (the TAP was opened with IFF_VNET_HDR),
 //! so guest checksum/GSO metadata passes through untouched.
@@ -8,6 +7,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+
+use crate::switch::{skip_bytes, Frame, Switch, SwitchPort};
 
 /// Most iovecs one readv/writev accepts (Linux UIO_MAXIOV).
 pub const MAX_IOVECS: usize = 1024;
@@ -32,17 +33,21 @@ pub enum Received {
     Empty,
 }
 
-#[derive(Debug)]
 pub enum Port {
     /// One queue fd of a TAP / macvtap device (non-blocking).
     Tap(Arc<OwnedFd>),
+    /// A switch port. TX frames are forwarded by the sending worker; RX frames are written into
+    /// the guest by whichever thread forwards them (see switch::GuestRx), never by this worker.
+    Switch { switch: Arc<Switch>, port: Arc<SwitchPort>, vnet_hdr_len: usize },
 }
 
 impl Port {
-    /// The fd to watch for readability (a frame is waiting).
-    pub fn readiness_fd(&self) -> RawFd {
+    /// The fd to watch for readability (a frame is waiting); None for a switch port, which
+    /// delivers RX frames itself.
+    pub fn readiness_fd(&self) -> Option<RawFd> {
         match self {
-            Port::Tap(fd) => fd.as_raw_fd(),
+            Port::Tap(fd) => Some(fd.as_raw_fd()),
+            Port::Switch { .. } => None,
         }
     }
 
@@ -62,6 +67,15 @@ impl Port {
                     return Err(err);
                 }
             },
+            Port::Switch { switch, port, vnet_hdr_len } => {
+                let mut frame_iov = Vec::with_capacity(iov.len());
+                skip_bytes(iov, *vnet_hdr_len, &mut frame_iov);
+                // SAFETY: the iovecs point into the sender's mapped guest memory, checked by
+                // pop_chain/iovecs and kept mapped by the sending worker during this call.
+                let frame = unsafe { Frame::new(&frame_iov) };
+                switch.forward(port, &frame);
+                Ok(())
+            }
         }
     }
 
@@ -83,6 +97,7 @@ impl Port {
                     _ => return Err(err),
                 }
             },
+            Port::Switch { .. } => Ok(Received::Empty),
         }
     }
 }

@@ -104,6 +104,8 @@ pub enum TapError {
     },
     /// A socket() for the interface-flags helper failed.
     Socket { errno: i32 },
+    /// Writing a frame of the back-end's own (e.g. a RARP announcement) failed.
+    Write { name: String, errno: i32 },
 }
 
 impl TapError {
@@ -111,7 +113,7 @@ impl TapError {
     pub fn code(&self) -> &'static str {
         match self {
             TapError::InvalidArgument(_) => "VU_ERR_TAP_ARGUMENT",
-            TapError::Open { .. } | TapError::Ioctl { .. } | TapError::Socket { .. } => "VU_ERR_TAP",
+            TapError::Open { .. } | TapError::Ioctl { .. } | TapError::Socket { .. } | TapError::Write { .. } => "VU_ERR_TAP",
         }
     }
 }
@@ -145,6 +147,9 @@ impl fmt::Display for TapError {
                 "socket(AF_INET, SOCK_DGRAM) failed: {}",
                 errno_text(*errno)
             ),
+            TapError::Write { name, errno } => {
+                write!(f, "writing a frame to TAP {name} failed: {}", errno_text(*errno))
+            }
         }
     }
 }
@@ -374,6 +379,22 @@ impl Tap {
         } < 0
         {
             return Err(self.ioctl_error("SIOCSIFFLAGS", 0, "needs CAP_NET_ADMIN".into()));
+        }
+        Ok(())
+    }
+
+    /// Sends one frame of the back-end's own out of queue 0, behind an all-zero virtio-net header
+    /// of `vnet_hdr_len` bytes (no checksum offload, no GSO). One write is one frame on a TAP.
+    pub fn send_frame(&self, vnet_hdr_len: usize, frame: &[u8]) -> Result<(), TapError> {
+        let header = [0u8; 12];
+        let iov = [
+            libc::iovec { iov_base: header.as_ptr() as *mut libc::c_void, iov_len: vnet_hdr_len.min(header.len()) },
+            libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() },
+        ];
+        // SAFETY: both iovecs point into live buffers of the given lengths, which writev only reads.
+        let n = unsafe { libc::writev(self.queues[0].as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
+        if n < 0 {
+            return Err(TapError::Write { name: self.name.clone(), errno: last_errno() });
         }
         Ok(())
     }

@@ -39,8 +39,8 @@ pub struct WorkerConfig {
     pub rx: Option<RingSetup>,
     /// The transmit virtqueue (2·pair + 1), if started.
     pub tx: Option<RingSetup>,
-    /// The TAP queue fd of this pair (non-blocking).
-    pub port_fd: Arc<OwnedFd>,
+    /// Where this pair's frames go and come from (a TAP queue fd, or a switch port).
+    pub port: Port,
     /// VIRTIO_NET_F_MRG_RXBUF negotiated.
     pub mrg_rxbuf: bool,
     /// Virtio-net header size: 12 (VERSION_1 or MRG_RXBUF) or 10; the TAP must be set to the same.
@@ -167,7 +167,10 @@ impl Worker {
             Some(setup) => {
                 let r = ring("RX", setup)?;
                 watch("RX kick", &r.kick, READABLE, RX_KICK)?;
-                watch("port", &cfg.port_fd, NOTHING, PORT)?;
+                let Some(port_fd) = cfg.port.readiness_fd() else {
+                    return Err(WorkerError::InvalidConfig("this port delivers RX frames itself (switch): the worker takes no RX ring".into()));
+                };
+                epoll.add(port_fd, NOTHING, PORT).map_err(|source| WorkerError::Watch { what: "port", source })?;
                 Some(RxRing::new(
                     r,
                     cfg.mrg_rxbuf,
@@ -190,7 +193,7 @@ impl Worker {
             epoll,
             rx,
             tx,
-            port: Port::Tap(cfg.port_fd),
+            port: cfg.port,
             port_watched: false,
             counters: cfg.counters,
             on_fault: cfg.on_fault,
@@ -330,9 +333,10 @@ impl QueuePair {
     }
 
     fn watch_port(&mut self, watch: bool) -> io::Result<()> {
+        let Some(port_fd) = self.port.readiness_fd() else { return Ok(()) };
         if watch != self.port_watched {
             self.epoll.modify(
-                self.port.readiness_fd(),
+                port_fd,
                 if watch { READABLE } else { NOTHING },
                 PORT,
             )?;
@@ -350,7 +354,9 @@ impl QueuePair {
         // registration would only cost wake-ups until stop().
         if let Some(rx) = &self.rx {
             let _ = self.epoll.delete(rx.ring.kick.as_raw_fd());
-            let _ = self.epoll.delete(self.port.readiness_fd());
+            if let Some(port_fd) = self.port.readiness_fd() {
+                let _ = self.epoll.delete(port_fd);
+            }
         }
         if let Some(tx) = &self.tx {
             let _ = self.epoll.delete(tx.ring.kick.as_raw_fd());

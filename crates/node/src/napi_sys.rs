@@ -34,6 +34,7 @@ pub const NAPI_UNDEFINED: napi_valuetype = 0;
 pub const NAPI_NULL: napi_valuetype = 1;
 pub const NAPI_NUMBER: napi_valuetype = 3;
 pub const NAPI_STRING: napi_valuetype = 4;
+pub const NAPI_OBJECT: napi_valuetype = 6;
 pub const NAPI_FUNCTION: napi_valuetype = 7;
 pub const NAPI_BOOLEAN: napi_valuetype = 2;
 pub const NAPI_BIGINT: napi_valuetype = 9;

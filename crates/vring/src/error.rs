@@ -1,4 +1,4 @@
-//! Errors of the ring core: one enum for guest memory, one for the virtqueue.
+//! Errors of the ring core: one enum for guest memory, one for the virtqueue, one for the dirty log.
 //!
 //! Variants marked **hostile** can only be caused by a misbehaving (buggy or malicious) driver or
 //! front-end: the caller must mark the device broken (virtio `DEVICE_NEEDS_RESET` / close the
@@ -96,6 +96,8 @@ pub enum QueueError {
     UsedHeadOutOfRange { head: u16, size: u16 },
     /// **hostile** (front-end / guest): a ring access failed translation.
     RingAccess { ring: &'static str, source: MemoryError },
+    /// **hostile** (front-end): the used ring's log address (`log_guest_addr`) + ring length overflows.
+    UsedLogOverflow { log_addr: u64, len: u64 },
 }
 
 impl fmt::Display for QueueError {
@@ -133,6 +135,9 @@ impl fmt::Display for QueueError {
                 write!(f, "used element head {head} out of range for queue size {size}")
             }
             QueueError::RingAccess { ring, source } => write!(f, "{ring} ring access: {source}"),
+            QueueError::UsedLogOverflow { log_addr, len } => {
+                write!(f, "used ring log address {log_addr:#x} + {len:#x} overflows")
+            }
         }
     }
 }
@@ -141,6 +146,47 @@ impl std::error::Error for QueueError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             QueueError::Memory { source, .. } | QueueError::RingAccess { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Dirty-page log (SET_LOG_BASE) mapping errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirtyLogError {
+    /// **hostile** (front-end): a log of size zero.
+    ZeroSize,
+    /// **hostile** (front-end): `mmap_offset + mmap_size` overflows or does not fit the address space.
+    RangeOverflow { mmap_offset: u64, mmap_size: u64 },
+    /// **hostile** (front-end): the log runs past the end of its file (mapping it would SIGBUS).
+    BeyondFile { mmap_offset: u64, mmap_size: u64, file_size: u64 },
+    /// fstat(2) on the log fd failed.
+    Fstat { errno: i32 },
+    /// mmap(2) of the log failed.
+    Map(MemoryError),
+}
+
+impl fmt::Display for DirtyLogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DirtyLogError::ZeroSize => write!(f, "dirty log of size 0"),
+            DirtyLogError::RangeOverflow { mmap_offset, mmap_size } => {
+                write!(f, "dirty log mmap_offset {mmap_offset:#x} + size {mmap_size:#x} overflows")
+            }
+            DirtyLogError::BeyondFile { mmap_offset, mmap_size, file_size } => write!(
+                f,
+                "dirty log mmap_offset {mmap_offset:#x} + size {mmap_size:#x} exceeds file size {file_size:#x}"
+            ),
+            DirtyLogError::Fstat { errno } => write!(f, "fstat of dirty log fd failed: errno {errno}"),
+            DirtyLogError::Map(e) => write!(f, "dirty log: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DirtyLogError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DirtyLogError::Map(e) => Some(e),
             _ => None,
         }
     }

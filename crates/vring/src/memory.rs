@@ -288,6 +288,12 @@ impl GuestMemory {
 
     /// Stores `v` into guest memory at `gpa` (any alignment) and notes the write.
     pub fn write_obj<T: ByteValued>(&self, gpa: u64, v: T) -> Result<(), MemoryError> {
+        self.write_obj_logged_at(gpa, v, gpa)
+    }
+
+    /// Stores `v` at `gpa` and notes the write at `log_gpa` instead: the used ring is logged at
+    /// the address the front-end gave for it (SET_VRING_ADDR `log_guest_addr`, VHOST_VRING_F_LOG).
+    pub fn write_obj_logged_at<T: ByteValued>(&self, gpa: u64, v: T, log_gpa: u64) -> Result<(), MemoryError> {
         let dst = self.translate(gpa, size_of::<T>())?;
         if dst as usize % align_of::<T>() == 0 {
             // SAFETY: translate checked that size_of::<T>() bytes at dst are mapped read-write and
@@ -297,7 +303,7 @@ impl GuestMemory {
             // SAFETY: as above, without the alignment requirement.
             unsafe { ptr::write_unaligned(dst.cast::<T>(), v) };
         }
-        self.note_write(gpa, size_of::<T>());
+        self.note_write(log_gpa, size_of::<T>());
         Ok(())
     }
 

@@ -158,6 +158,7 @@ impl MockDriver {
             next_avail: 0,
             next_used: 0,
             event_idx,
+            used_log_addr: None,
         }
     }
 

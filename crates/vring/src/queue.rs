@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::desc::{walk_chain, DescChain, DESC_SIZE};
 use crate::error::QueueError;
-use crate::memory::GuestMemory;
+use crate::memory::{ByteValued, GuestMemory};
 use crate::state::{QueueState, MAX_QUEUE_SIZE};
 
 /// used.flags: the device asks the driver not to kick (§2.7.10).
@@ -56,6 +56,10 @@ impl SplitQueue {
                 return Err(QueueError::RingOutOfMemory { ring, addr, len });
             }
         }
+        let used_len = 6 + 8 * n;
+        if let Some(log_addr) = state.used_log_addr {
+            log_addr.checked_add(used_len).ok_or(QueueError::UsedLogOverflow { log_addr, len: used_len })?;
+        }
         Ok(SplitQueue { mem, state, signalled_used: None })
     }
 
@@ -83,8 +87,12 @@ impl SplitQueue {
         Ok(u16::from_le(v))
     }
 
-    fn write_u16(&self, ring: &'static str, gpa: u64, v: u16) -> Result<(), QueueError> {
-        self.mem.write_obj(gpa, v.to_le()).map_err(|source| QueueError::RingAccess { ring, source })
+    /// Stores `v` at byte `offset` of the used ring, logged at the used ring's log address.
+    fn write_used<T: ByteValued>(&self, offset: u64, v: T) -> Result<(), QueueError> {
+        let gpa = self.state.used_addr + offset;
+        // Overflow-checked in `new`.
+        let log_gpa = self.state.used_log_addr.map_or(gpa, |log_addr| log_addr + offset);
+        self.mem.write_obj_logged_at(gpa, v, log_gpa).map_err(|source| QueueError::RingAccess { ring: "used", source })
     }
 
     fn avail_flags(&self) -> Result<u16, QueueError> {
@@ -132,10 +140,9 @@ impl SplitQueue {
             return Err(QueueError::UsedHeadOutOfRange { head, size: self.size() });
         }
         let slot = u64::from(self.state.next_used % self.size());
-        let gpa = self.state.used_addr + 4 + 8 * slot;
         // struct virtq_used_elem { le32 id; le32 len; } as one little-endian u64.
         let elem = (u64::from(len) << 32 | u64::from(head)).to_le();
-        self.mem.write_obj(gpa, elem).map_err(|source| QueueError::RingAccess { ring: "used", source })?;
+        self.write_used(4 + 8 * slot, elem)?;
         self.state.next_used = self.state.next_used.wrapping_add(1);
         Ok(())
     }
@@ -145,7 +152,7 @@ impl SplitQueue {
         // The driver reads used elements after it sees used.idx: order our element (and buffer)
         // writes before the index store.
         fence(Ordering::Release);
-        self.write_u16("used", self.state.used_addr + 2, self.state.next_used)
+        self.write_used(2, self.state.next_used.to_le())
     }
 
     /// Whether the driver wants an interrupt for what was published since the last decision:
@@ -172,9 +179,9 @@ impl SplitQueue {
     /// caller must then process them instead of sleeping.
     pub fn enable_notification(&mut self) -> Result<bool, QueueError> {
         if self.state.event_idx {
-            self.write_u16("used", self.avail_event_addr(), self.state.next_avail)?;
+            self.write_used(self.avail_event_offset(), self.state.next_avail.to_le())?;
         } else {
-            self.write_u16("used", self.state.used_addr, 0)?;
+            self.write_used(0, 0u16)?;
         }
         // The driver checks our flag/avail_event after storing avail.idx; we check avail.idx after
         // storing the flag/avail_event. Without a full fence both could miss each other (lost kick).
@@ -188,7 +195,7 @@ impl SplitQueue {
         if self.state.event_idx {
             return Ok(());
         }
-        self.write_u16("used", self.state.used_addr, VRING_USED_F_NO_NOTIFY)
+        self.write_used(0, VRING_USED_F_NO_NOTIFY.to_le())
     }
 
     /// avail ring's trailing used_event field.
@@ -196,8 +203,8 @@ impl SplitQueue {
         self.state.avail_addr + 4 + 2 * u64::from(self.size())
     }
 
-    /// used ring's trailing avail_event field.
-    fn avail_event_addr(&self) -> u64 {
-        self.state.used_addr + 4 + 8 * u64::from(self.size())
+    /// Offset of the used ring's trailing avail_event field.
+    fn avail_event_offset(&self) -> u64 {
+        4 + 8 * u64::from(self.size())
     }
 }

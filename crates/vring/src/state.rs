@@ -22,4 +22,7 @@ pub struct QueueState {
     pub next_used: u16,
     /// VIRTIO_RING_F_EVENT_IDX was negotiated (used_event / avail_event suppression).
     pub event_idx: bool,
+    /// Guest-physical address at which writes to the used ring are logged for migration
+    /// (SET_VRING_ADDR `log_guest_addr` with VHOST_VRING_F_LOG); None: at `used_addr`.
+    pub used_log_addr: Option<u64>,
 }

@@ -359,7 +359,7 @@ impl Rig {
                 call: Some(self.tx_call.clone()),
                 enabled,
             }),
-            port_fd: self.tap.queue_fd(self.queue).unwrap(),
+            port: datapath::port::Port::Tap(self.tap.queue_fd(self.queue).unwrap()),
             mrg_rxbuf: self.variant.mrg_rxbuf,
             vnet_hdr_len: self.variant.vnet_hdr_len,
             max_rx_frame: self.max_rx_frame,

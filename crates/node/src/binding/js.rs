@@ -60,7 +60,7 @@ pub fn check(status: napi_status) -> JsResult<()> {
 /// Arguments and receiver of one JavaScript call; missing arguments read `undefined`.
 pub struct CallInfo {
     pub this: napi_value,
-    pub args: [napi_value; 3],
+    pub args: [napi_value; 4],
 }
 
 /// Runs a binding function body: reads the call's arguments, and throws its error, if any,
@@ -75,7 +75,7 @@ pub unsafe fn run(
 ) -> napi_value {
     let mut call = CallInfo {
         this: ptr::null_mut(),
-        args: [ptr::null_mut(); 3],
+        args: [ptr::null_mut(); 4],
     };
     let mut argc = call.args.len();
     // SAFETY: `args` has room for `argc` values; Node fills the missing ones with undefined.

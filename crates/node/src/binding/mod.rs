@@ -10,6 +10,7 @@ mod js;
 mod memory_functions;
 mod net_device_class;
 mod socket_functions;
+mod switch_class;
 mod tsfn;
 
 use std::ffi::CStr;
@@ -41,12 +42,25 @@ const CONNECTION_METHODS: &[(&CStr, Callback)] = &[
 
 const ACCEPTOR_METHODS: &[(&CStr, Callback)] = &[(c"close", acceptor_class::close)];
 
+const SWITCH_METHODS: &[(&CStr, Callback)] = &[
+    (c"ports", switch_class::ports),
+    (c"macs", switch_class::macs),
+    (c"addTapUplink", switch_class::add_tap_uplink),
+    (c"addStreamUplink", switch_class::add_stream_uplink),
+    (c"addHostPort", switch_class::add_host_port),
+    (c"removeUplink", switch_class::remove_uplink),
+    (c"inject", switch_class::inject),
+    (c"close", switch_class::close),
+];
+
 const NET_DEVICE_METHODS: &[(&CStr, Callback)] = &[
     (c"setFeatures", net_device_class::set_features),
     (c"setMtu", net_device_class::set_mtu),
     (c"setMemTable", net_device_class::set_mem_table),
     (c"addMemRegion", net_device_class::add_mem_region),
     (c"removeMemRegion", net_device_class::remove_mem_region),
+    (c"setLogBase", net_device_class::set_log_base),
+    (c"sendRarp", net_device_class::send_rarp),
     (c"setVringNum", net_device_class::set_vring_num),
     (c"setVringAddr", net_device_class::set_vring_addr),
     (c"setVringBase", net_device_class::set_vring_base),
@@ -103,6 +117,8 @@ unsafe fn register(env: napi_env, exports: napi_value) -> js::JsResult<()> {
         )?;
         let net_device = class(env, c"NetDevice", net_device_class::constructor, NET_DEVICE_METHODS)?;
         properties.push(property(c"NetDevice", None, net_device, NAPI_DEFAULT_JSPROPERTY));
+        let switch = class(env, c"Switch", switch_class::constructor, SWITCH_METHODS)?;
+        properties.push(property(c"Switch", None, switch, NAPI_DEFAULT_JSPROPERTY));
         properties.push(property(
             c"Connection",
             None,

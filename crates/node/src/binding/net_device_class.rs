@@ -25,18 +25,34 @@ pub unsafe extern "C" fn constructor(env: napi_env, info: napi_callback_info) ->
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            let tap_name = get_string(env, call.args[0], "tapName")?;
-            let queue_pairs = get_integer(env, call.args[1], "queuePairs", u16::MAX as f64)? as u16;
             let on_event = get_function(env, call.args[2], "onEvent")?;
-            let tap = Tap::open(&tap_name, queue_pairs).map_err(|e| coded(e.code(), e.to_string()))?;
+            // new NetDevice(tapName, queuePairs, onEvent) | new NetDevice(switch, portName, onEvent, vlan)
+            let mut kind = NAPI_UNDEFINED;
+            check(napi_typeof(env, call.args[0], &mut kind))?;
+            let switch = if kind == NAPI_OBJECT { Some(super::switch_class::switch_of(env, call.args[0])?) } else { None };
             // SAFETY (of the deliver closure): Tsfn calls it on the JavaScript thread with the env
             // and callbacks of the running threadsafe-function call, as deliver_event requires.
             let deliver = Box::new(|env, callbacks: &[napi_value], event| deliver_event(env, callbacks, event));
             let tsfn = Tsfn::new(env, "vhost-user-net:device", &[on_event], deliver)?;
             let tsfn = Mutex::new(tsfn);
             let sink = Arc::new(move |event: DeviceEvent| tsfn.lock().unwrap_or_else(|e| e.into_inner()).call(event));
-            let device = NetDevice::new(tap, sink);
-            set(env, call.this, c"tapName", string(env, device.tap_name())?)?;
+            let device = match switch {
+                Some(switch) => {
+                    let name = get_string(env, call.args[1], "portName")?;
+                    let vlan = get_integer(env, call.args[3], "vlan", 4094.0)? as u16;
+                    NetDevice::new_switch_port(&switch, &name, vlan, sink)
+                }
+                None => {
+                    let tap_name = get_string(env, call.args[0], "tapName")?;
+                    let queue_pairs = get_integer(env, call.args[1], "queuePairs", u16::MAX as f64)? as u16;
+                    let tap = Tap::open(&tap_name, queue_pairs).map_err(|e| coded(e.code(), e.to_string()))?;
+                    NetDevice::new(tap, sink)
+                }
+            };
+            set(env, call.this, c"tapName", string(env, device.port_name())?)?;
+            if let Some(port) = device.switch_port() {
+                set(env, call.this, c"portId", uint32(env, port.id)?)?;
+            }
             let native = Box::into_raw(Box::new(Device(Some(device))));
             let status = napi_wrap(env, call.this, native as *mut c_void, Some(finalize), ptr::null_mut(), ptr::null_mut());
             if let Err(e) = check(status) {
@@ -120,6 +136,23 @@ method!(add_mem_region, |env, device, call| {
 method!(remove_mem_region, |env, device, call| {
     let words = get_biguint64_array(env, call.args[0], "region")?;
     device.remove_mem_region(one_region(&words)?).map_err(device_error)?;
+    undefined(env)
+});
+
+// `setLogBase(mmapSize: bigint, mmapOffset: bigint, fd)`: maps the dirty-page log (SET_LOG_BASE).
+method!(set_log_base, |env, device, call| {
+    let fd = owned_fd(get_fd(env, call.args[2], "fd")?);
+    let mmap_size = get_bigint_u64(env, call.args[0], "mmapSize")?;
+    let mmap_offset = get_bigint_u64(env, call.args[1], "mmapOffset")?;
+    device.set_log_base(mmap_size, mmap_offset, fd).map_err(device_error)?;
+    undefined(env)
+});
+
+// `sendRarp(mac: Uint8Array)`: broadcasts a RARP announcement from the 6-byte MAC (SEND_RARP).
+method!(send_rarp, |env, device, call| {
+    let bytes = get_bytes(env, call.args[0], "mac")?;
+    let mac: [u8; 6] = bytes.try_into().map_err(|_| Throw::InvalidArg(format!("mac must be 6 bytes, got {}", bytes.len())))?;
+    device.send_rarp(mac).map_err(device_error)?;
     undefined(env)
 });
 

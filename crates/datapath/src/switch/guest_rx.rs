@@ -1,0 +1,115 @@
+//! A guest's receive virtqueue as a switch destination. In switch mode the RX ring is not owned by
+//! the guest's worker: any port's thread that forwards a frame to this guest locks the port's sink
+//! and fills the guest's RX buffers directly (one copy from the sender's buffers). There is no
+//! queue in between: a guest without posted buffers gets nothing and the frame is counted as a
+//! drop, so a slow receiver never stalls a sender (virtio 1.2 §5.1.6.3–4 for the buffer rules).
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use vring::{DescChain, QueueError, QueueState, SplitQueue, NUM_BUFFERS_OFFSET};
+
+use super::frame::Frame;
+use crate::eventfd;
+
+/// Why a frame was not delivered into the guest.
+#[derive(Debug)]
+pub enum DeliverError {
+    /// The guest has not posted enough RX buffers (counted as `drop_no_buffer`).
+    NoBuffer,
+    /// The ring is started but not enabled.
+    NotEnabled,
+    /// **hostile** (guest): the RX ring is broken (the message says how); the port stops receiving.
+    Fault(String),
+}
+
+impl From<QueueError> for DeliverError {
+    fn from(e: QueueError) -> Self {
+        DeliverError::Fault(format!("RX virtqueue: {e}"))
+    }
+}
+
+impl From<vring::MemoryError> for DeliverError {
+    fn from(e: vring::MemoryError) -> Self {
+        DeliverError::Fault(format!("RX virtqueue: {e}"))
+    }
+}
+
+pub struct GuestRx {
+    queue: SplitQueue,
+    call: Option<Arc<OwnedFd>>,
+    enabled: bool,
+    mrg_rxbuf: bool,
+    hdr_len: usize,
+    chains: Vec<DescChain>,
+    iov: Vec<libc::iovec>,
+}
+
+// SAFETY: `iov` is scratch space refilled before every use with pointers into the guest memory
+// that `queue` keeps mapped; nothing in it is dereferenced after the sink lock is released.
+unsafe impl Send for GuestRx {}
+
+impl GuestRx {
+    pub fn new(queue: SplitQueue, call: Option<Arc<OwnedFd>>, enabled: bool, mrg_rxbuf: bool, hdr_len: usize) -> GuestRx {
+        GuestRx { queue, call, enabled, mrg_rxbuf, hdr_len, chains: Vec::new(), iov: Vec::new() }
+    }
+
+    /// The ring's state, for GET_VRING_BASE and restarts.
+    pub fn state(&self) -> QueueState {
+        self.queue.state()
+    }
+
+    /// Writes the virtio-net header (no offloads: all zero but `num_buffers`) and the frame into
+    /// as many RX chains as it needs (one without MRG_RXBUF), publishes them and interrupts the
+    /// guest if it asked for it.
+    pub fn deliver(&mut self, frame: &Frame) -> Result<(), DeliverError> {
+        if !self.enabled {
+            return Err(DeliverError::NotEnabled);
+        }
+        let needed = (self.hdr_len + frame.len()) as u64;
+        self.chains.clear();
+        let mut capacity = 0u64;
+        while capacity < needed {
+            let Some(chain) = self.queue.pop_chain()? else { break };
+            capacity += chain.writable_len();
+            self.chains.push(chain);
+            if !self.mrg_rxbuf {
+                break;
+            }
+        }
+        if capacity < needed {
+            self.queue.undo_pop(self.chains.len() as u16);
+            return Err(DeliverError::NoBuffer);
+        }
+        let memory = self.queue.memory_arc().clone();
+        self.iov.clear();
+        for chain in &self.chains {
+            chain.iovecs(&memory, true, &mut self.iov)?;
+        }
+        let mut header = [0u8; 12];
+        if self.hdr_len == 12 {
+            header[NUM_BUFFERS_OFFSET as usize..].copy_from_slice(&(self.chains.len() as u16).to_le_bytes());
+        }
+        let header_iov = [libc::iovec { iov_base: header.as_mut_ptr() as *mut libc::c_void, iov_len: self.hdr_len }];
+        // SAFETY: `header_iov` points at a live local; `self.iov` are writable guest buffers that
+        // `iovecs` bounds-checked against the guest's memory, which `queue` keeps mapped.
+        unsafe {
+            Frame::new(&header_iov).copy_into(&self.iov, 0);
+            frame.copy_into(&self.iov, self.hdr_len);
+        }
+        let mut left = needed;
+        for chain in &self.chains {
+            let share = left.min(chain.writable_len());
+            chain.note_written(&memory, share);
+            self.queue.add_used(chain.head, share as u32)?;
+            left -= share;
+        }
+        self.queue.publish_used()?;
+        if self.queue.needs_notification()? {
+            if let Some(call) = &self.call {
+                eventfd::signal(call);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! The switch's MAC table: which port each (VLAN, MAC) was last seen on, with aging.
+//!
+//! Learning runs on every frame, so the common case — a known source seen again on the same port —
+//! takes only the read lock and refreshes an atomic timestamp; the write lock is taken only when a
+//! station appears or moves. A table that is full learns nothing more (a guest flooding random
+//! source MACs cannot grow it without bound); unknown destinations are then flooded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use super::PortId;
+
+pub type Mac = [u8; 6];
+
+/// Most (VLAN, MAC) entries the table holds.
+pub const MAX_MAC_ENTRIES: usize = 8192;
+
+struct Entry {
+    port: PortId,
+    /// Milliseconds since the table's epoch when the station last sent a frame.
+    last_seen_ms: AtomicU64,
+}
+
+/// One row of the table, for listings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacEntry {
+    pub vlan: u16,
+    pub mac: Mac,
+    pub port: PortId,
+    pub age: Duration,
+}
+
+pub struct MacTable {
+    entries: RwLock<HashMap<(u16, Mac), Entry>>,
+    epoch: Instant,
+    aging: Duration,
+}
+
+/// What learning did, for counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    Known,
+    New,
+    Moved,
+    TableFull,
+}
+
+impl MacTable {
+    pub fn new(aging: Duration) -> MacTable {
+        MacTable { entries: RwLock::new(HashMap::new()), epoch: Instant::now(), aging }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Records that `mac` (a unicast source) sent a frame on `port`.
+    pub fn learn(&self, vlan: u16, mac: Mac, port: PortId) -> Learned {
+        let now = self.now_ms();
+        {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = entries.get(&(vlan, mac)) {
+                if entry.port == port {
+                    entry.last_seen_ms.store(now, Ordering::Relaxed);
+                    return Learned::Known;
+                }
+            }
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let moved = entries.contains_key(&(vlan, mac));
+        if !moved && entries.len() >= MAX_MAC_ENTRIES {
+            self.expire_locked(&mut entries, now);
+            if entries.len() >= MAX_MAC_ENTRIES {
+                return Learned::TableFull;
+            }
+        }
+        entries.insert((vlan, mac), Entry { port, last_seen_ms: AtomicU64::new(now) });
+        if moved {
+            Learned::Moved
+        } else {
+            Learned::New
+        }
+    }
+
+    /// The port `mac` was last seen on, unless that was longer ago than the aging time.
+    pub fn lookup(&self, vlan: u16, mac: Mac) -> Option<PortId> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(&(vlan, mac))?;
+        let age = self.now_ms().saturating_sub(entry.last_seen_ms.load(Ordering::Relaxed));
+        (age <= self.aging.as_millis() as u64).then_some(entry.port)
+    }
+
+    /// Forgets every station on `port` (the port went away).
+    pub fn forget_port(&self, port: PortId) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).retain(|_, e| e.port != port);
+    }
+
+    /// Points `mac` at `port` at once (e.g. a RARP announcing a migrated guest).
+    pub fn assign(&self, vlan: u16, mac: Mac, port: PortId) {
+        self.learn(vlan, mac, port);
+    }
+
+    /// Live entries (expired ones are dropped first), sorted by port then MAC.
+    pub fn entries(&self) -> Vec<MacEntry> {
+        let now = self.now_ms();
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        self.expire_locked(&mut entries, now);
+        let mut rows: Vec<MacEntry> = entries
+            .iter()
+            .map(|(&(vlan, mac), e)| MacEntry {
+                vlan,
+                mac,
+                port: e.port,
+                age: Duration::from_millis(now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed))),
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.port, r.mac, r.vlan));
+        rows
+    }
+
+    fn expire_locked(&self, entries: &mut HashMap<(u16, Mac), Entry>, now: u64) {
+        let aging = self.aging.as_millis() as u64;
+        entries.retain(|_, e| now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed)) <= aging);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Mac = [2, 0, 0, 0, 0, 0xa];
+    const B: Mac = [2, 0, 0, 0, 0, 0xb];
+
+    #[test]
+    fn learns_looks_up_and_moves() {
+        let t = MacTable::new(Duration::from_secs(300));
+        assert_eq!(t.lookup(0, A), None);
+        assert_eq!(t.learn(0, A, 1), Learned::New);
+        assert_eq!(t.learn(0, A, 1), Learned::Known);
+        assert_eq!(t.lookup(0, A), Some(1));
+        assert_eq!(t.learn(0, A, 2), Learned::Moved);
+        assert_eq!(t.lookup(0, A), Some(2));
+    }
+
+    #[test]
+    fn vlans_are_separate_tables() {
+        let t = MacTable::new(Duration::from_secs(300));
+        t.learn(10, A, 1);
+        assert_eq!(t.lookup(20, A), None);
+        assert_eq!(t.lookup(10, A), Some(1));
+    }
+
+    #[test]
+    fn entries_age_out() {
+        let t = MacTable::new(Duration::from_millis(30));
+        t.learn(0, A, 1);
+        assert_eq!(t.lookup(0, A), Some(1));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(t.lookup(0, A), None);
+        assert!(t.entries().is_empty());
+    }
+
+    #[test]
+    fn forgetting_a_port_drops_its_stations_only() {
+        let t = MacTable::new(Duration::from_secs(300));
+        t.learn(0, A, 1);
+        t.learn(0, B, 2);
+        t.forget_port(1);
+        assert_eq!(t.lookup(0, A), None);
+        assert_eq!(t.lookup(0, B), Some(2));
+    }
+
+    #[test]
+    fn a_full_table_learns_nothing_more() {
+        let t = MacTable::new(Duration::from_secs(300));
+        for i in 0..MAX_MAC_ENTRIES {
+            let mac = [2, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            assert_ne!(t.learn(0, mac, 1), Learned::TableFull);
+        }
+        let newcomer = [2, 0xee, 0, 0, 0, 1];
+        assert_eq!(t.learn(0, newcomer, 1), Learned::TableFull);
+        assert_eq!(t.lookup(0, newcomer), None);
+    }
+}

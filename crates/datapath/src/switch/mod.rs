@@ -1,0 +1,238 @@
+//! The userspace L2 switch: ports (vhost-user guests, TAP and stream uplinks, the control plane's
+//! own port for DHCP), MAC learning with aging, flooding of broadcast, multicast and unknown
+//! unicast, optional access VLAN per port, per-port counters.
+//!
+//! Forwarding runs on whichever thread received the frame (a guest's TX worker, an uplink's reader)
+//! and writes straight into the destination: a guest-to-guest frame is copied once, from the
+//! sender's TX buffers into the receiver's RX buffers. Locks on that path: the port list's read
+//! lock (shared by all forwarders), the MAC table's read lock, and the one destination port's sink
+//! lock while it copies; no global lock, and no queue that a slow receiver could fill.
+
+mod counters;
+mod frame;
+mod guest_rx;
+mod mac_table;
+mod uplink;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub use counters::{PortCounters, PortCountersSnapshot};
+pub use frame::{skip_bytes, EthernetHeader, Frame};
+pub use guest_rx::{DeliverError, GuestRx};
+pub use mac_table::{Learned, Mac, MacEntry, MacTable, MAX_MAC_ENTRIES};
+pub use uplink::{FrameWriter, HostPort, StreamAddress, StreamUplink, TapUplink, Uplink, UplinkError};
+
+pub type PortId = u32;
+
+/// How long a MAC entry lives without traffic from its station (IEEE 802.1D default).
+pub const DEFAULT_AGING: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortKind {
+    VhostUser,
+    Tap,
+    Stream,
+    /// The control plane's own port (built-in DHCP server).
+    Host,
+}
+
+impl fmt::Display for PortKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PortKind::VhostUser => "vhost-user",
+            PortKind::Tap => "tap",
+            PortKind::Stream => "stream",
+            PortKind::Host => "host",
+        })
+    }
+}
+
+/// Where frames forwarded to a port go.
+enum Sink {
+    /// Nothing attached (a vhost-user port whose RX ring is not started, or broke).
+    Detached,
+    Guest { rx: GuestRx, on_fault: Box<dyn Fn(String) + Send> },
+    Writer(Box<dyn FrameWriter>),
+}
+
+pub struct SwitchPort {
+    pub id: PortId,
+    pub name: String,
+    pub kind: PortKind,
+    /// Access VLAN; 0 is the untagged default segment.
+    pub vlan: u16,
+    pub counters: PortCounters,
+    sink: Mutex<Sink>,
+}
+
+impl SwitchPort {
+    fn sink(&self) -> std::sync::MutexGuard<'_, Sink> {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the guest's RX ring to the switch (the ring was started). `on_fault` is called once if
+    /// the guest breaks the ring; the port then receives nothing until a new ring is attached.
+    pub fn attach_guest_rx(&self, rx: GuestRx, on_fault: Box<dyn Fn(String) + Send>) {
+        *self.sink() = Sink::Guest { rx, on_fault };
+    }
+
+    /// Takes the guest's RX ring back (stop, memory change); returns its state.
+    pub fn detach_guest_rx(&self) -> Option<vring::QueueState> {
+        let mut sink = self.sink();
+        match std::mem::replace(&mut *sink, Sink::Detached) {
+            Sink::Guest { rx, .. } => Some(rx.state()),
+            other => {
+                *sink = other;
+                None
+            }
+        }
+    }
+
+    fn attach_writer(&self, writer: Box<dyn FrameWriter>) {
+        *self.sink() = Sink::Writer(writer);
+    }
+
+    /// Delivers one frame to this port, counting what happens.
+    fn deliver(&self, frame: &Frame, eth: &EthernetHeader) {
+        let mut sink = self.sink();
+        let outcome = match &mut *sink {
+            Sink::Detached => Err(&self.counters.drop_not_ready),
+            Sink::Guest { rx, on_fault } => match rx.deliver(frame) {
+                Ok(()) => Ok(()),
+                Err(DeliverError::NoBuffer) => Err(&self.counters.drop_no_buffer),
+                Err(DeliverError::NotEnabled) => Err(&self.counters.drop_not_ready),
+                Err(DeliverError::Fault(message)) => {
+                    on_fault(message);
+                    *sink = Sink::Detached;
+                    Err(&self.counters.drop_not_ready)
+                }
+            },
+            Sink::Writer(writer) => {
+                if !writer.accepts(eth, frame) {
+                    return;
+                }
+                writer.write_frame(frame).map_err(|_| &self.counters.drop_port_error)
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                PortCounters::add(&self.counters.to_port_frames, 1);
+                PortCounters::add(&self.counters.to_port_bytes, frame.len() as u64);
+            }
+            Err(counter) => PortCounters::add(counter, 1),
+        }
+    }
+}
+
+pub struct Switch {
+    ports: RwLock<Vec<Arc<SwitchPort>>>,
+    macs: MacTable,
+    next_id: AtomicU32,
+    /// Largest frame (Ethernet header and one VLAN tag included) the segment carries.
+    max_frame: usize,
+}
+
+impl Switch {
+    /// A switch for frames up to `mtu` bytes of payload.
+    pub fn new(mtu: u16, aging: Duration) -> Arc<Switch> {
+        Arc::new(Switch {
+            ports: RwLock::new(Vec::new()),
+            macs: MacTable::new(aging),
+            next_id: AtomicU32::new(1),
+            max_frame: mtu as usize + 18,
+        })
+    }
+
+    /// Adds a port with nothing attached yet.
+    pub fn add_port(&self, name: &str, kind: PortKind, vlan: u16) -> Arc<SwitchPort> {
+        let port = Arc::new(SwitchPort {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            name: name.to_string(),
+            kind,
+            vlan,
+            counters: PortCounters::default(),
+            sink: Mutex::new(Sink::Detached),
+        });
+        self.ports.write().unwrap_or_else(|e| e.into_inner()).push(port.clone());
+        port
+    }
+
+    /// Adds a port whose frames go to `writer` (an uplink or the host port).
+    pub fn add_writer_port(&self, name: &str, kind: PortKind, vlan: u16, writer: Box<dyn FrameWriter>) -> Arc<SwitchPort> {
+        let port = self.add_port(name, kind, vlan);
+        port.attach_writer(writer);
+        port
+    }
+
+    /// Removes the port and forgets its stations. Forwarding threads still holding it finish their
+    /// frame first (they hold the port list's read lock).
+    pub fn remove_port(&self, id: PortId) {
+        let removed = {
+            let mut ports = self.ports.write().unwrap_or_else(|e| e.into_inner());
+            let position = ports.iter().position(|p| p.id == id);
+            position.map(|i| ports.remove(i))
+        };
+        if let Some(port) = removed {
+            *port.sink() = Sink::Detached;
+        }
+        self.macs.forget_port(id);
+    }
+
+    pub fn ports(&self) -> Vec<Arc<SwitchPort>> {
+        self.ports.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn mac_entries(&self) -> Vec<MacEntry> {
+        self.macs.entries()
+    }
+
+    /// Points `mac` at `port` at once (a RARP/GARP announcing a moved guest).
+    pub fn announce(&self, port: &SwitchPort, mac: Mac) {
+        self.macs.assign(port.vlan, mac, port.id);
+    }
+
+    /// Forwards one frame (no virtio-net header) that arrived from `from`.
+    pub fn forward(&self, from: &SwitchPort, frame: &Frame) {
+        PortCounters::add(&from.counters.from_port_frames, 1);
+        PortCounters::add(&from.counters.from_port_bytes, frame.len() as u64);
+        let Some(eth) = frame.ethernet() else {
+            PortCounters::add(&from.counters.drop_runt, 1);
+            return;
+        };
+        if frame.len() > self.max_frame {
+            PortCounters::add(&from.counters.drop_too_big, 1);
+            return;
+        }
+        if eth.src_is_unicast() && self.macs.learn(from.vlan, eth.src, from.id) == Learned::TableFull {
+            PortCounters::add(&from.counters.learn_table_full, 1);
+        }
+        let ports = self.ports.read().unwrap_or_else(|e| e.into_inner());
+        if !eth.dst_is_multicast() {
+            if let Some(id) = self.macs.lookup(from.vlan, eth.dst) {
+                if id != from.id {
+                    if let Some(port) = ports.iter().find(|p| p.id == id) {
+                        port.deliver(frame, &eth);
+                    }
+                }
+                return;
+            }
+        }
+        for port in ports.iter().filter(|p| p.id != from.id && p.vlan == from.vlan) {
+            port.deliver(frame, &eth);
+        }
+    }
+
+    /// Forwards a frame held in a buffer (uplinks, the host port).
+    pub fn forward_bytes(&self, from: &SwitchPort, bytes: &[u8]) {
+        let iov = [libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() }];
+        // SAFETY: `bytes` is a live slice for the whole call.
+        let frame = unsafe { Frame::new(&iov) };
+        self.forward(from, &frame);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! Forwarding behaviour through recording ports: learning, flooding, aging, VLAN separation,
+//! malformed frames, counters.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+
+type Log = Arc<Mutex<Vec<Vec<u8>>>>;
+
+struct Recorder(Log);
+
+impl FrameWriter for Recorder {
+    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+        self.0.lock().unwrap().push(frame.to_vec());
+        Ok(())
+    }
+}
+
+fn mac(n: u8) -> Mac {
+    [2, 0, 0, 0, 0, n]
+}
+
+const BROADCAST: Mac = [0xff; 6];
+
+fn frame(dst: Mac, src: Mac, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f
+}
+
+fn port(switch: &Switch, name: &str, vlan: u16) -> (Arc<SwitchPort>, Log) {
+    let log: Log = Arc::default();
+    (switch.add_writer_port(name, PortKind::Stream, vlan, Box::new(Recorder(log.clone()))), log)
+}
+
+fn count(log: &Log) -> usize {
+    log.lock().unwrap().len()
+}
+
+#[test]
+fn unknown_unicast_floods_then_learned_unicast_goes_to_one_port() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, a_log) = port(&sw, "a", 0);
+    let (b, b_log) = port(&sw, "b", 0);
+    let (_c, c_log) = port(&sw, "c", 0);
+    sw.forward_bytes(&a, &frame(mac(2), mac(1), 60));
+    assert_eq!((count(&a_log), count(&b_log), count(&c_log)), (0, 1, 1), "flooded, not back to the sender");
+    sw.forward_bytes(&b, &frame(mac(1), mac(2), 60));
+    assert_eq!((count(&a_log), count(&b_log), count(&c_log)), (1, 1, 1), "a was learned: only a gets it");
+    sw.forward_bytes(&a, &frame(mac(2), mac(1), 60));
+    assert_eq!((count(&a_log), count(&b_log), count(&c_log)), (1, 2, 1), "b was learned");
+}
+
+#[test]
+fn broadcast_and_multicast_flood() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (_b, b_log) = port(&sw, "b", 0);
+    let (_c, c_log) = port(&sw, "c", 0);
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    sw.forward_bytes(&a, &frame([0x01, 0, 0x5e, 0, 0, 1], mac(1), 60));
+    assert_eq!((count(&b_log), count(&c_log)), (2, 2));
+}
+
+#[test]
+fn aged_entries_flood_again() {
+    let sw = Switch::new(1500, Duration::from_millis(30));
+    let (a, _) = port(&sw, "a", 0);
+    let (b, _) = port(&sw, "b", 0);
+    let (_c, c_log) = port(&sw, "c", 0);
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    sw.forward_bytes(&b, &frame(mac(1), mac(2), 60));
+    assert_eq!(count(&c_log), 1, "only the broadcast");
+    std::thread::sleep(Duration::from_millis(60));
+    sw.forward_bytes(&b, &frame(mac(1), mac(2), 60));
+    assert_eq!(count(&c_log), 2, "mac(1) aged out: flooded");
+}
+
+#[test]
+fn vlans_do_not_leak() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 10);
+    let (_b, b_log) = port(&sw, "b", 10);
+    let (_c, c_log) = port(&sw, "c", 20);
+    let (_d, d_log) = port(&sw, "d", 0);
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    assert_eq!((count(&b_log), count(&c_log), count(&d_log)), (1, 0, 0));
+}
+
+#[test]
+fn runts_and_oversized_frames_are_dropped_and_counted() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (_b, b_log) = port(&sw, "b", 0);
+    sw.forward_bytes(&a, &[0xff; 13]);
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 1519));
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 1518));
+    assert_eq!(count(&b_log), 1);
+    let counters: std::collections::HashMap<_, _> = a.counters.snapshot().into_iter().collect();
+    assert_eq!(counters["dropRunt"], 1);
+    assert_eq!(counters["dropTooBig"], 1);
+    assert_eq!(counters["fromPortFrames"], 3);
+}
+
+#[test]
+fn a_removed_port_gets_nothing_and_its_stations_are_forgotten() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (b, b_log) = port(&sw, "b", 0);
+    let (_c, c_log) = port(&sw, "c", 0);
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(2), 60));
+    sw.remove_port(b.id);
+    sw.forward_bytes(&a, &frame(mac(2), mac(1), 60));
+    assert_eq!(count(&b_log), 0);
+    assert_eq!(count(&c_log), 2, "the broadcast, then mac(2) unknown again: flooded");
+    assert!(sw.mac_entries().iter().all(|e| e.port != b.id));
+}
+
+#[test]
+fn a_detached_guest_port_counts_not_ready_and_never_blocks_the_sender() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let guest = sw.add_port("guest", PortKind::VhostUser, 0);
+    let (_c, c_log) = port(&sw, "c", 0);
+    for _ in 0..1000 {
+        sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    }
+    let counters: std::collections::HashMap<_, _> = guest.counters.snapshot().into_iter().collect();
+    assert_eq!(counters["dropNotReady"], 1000);
+    assert_eq!(count(&c_log), 1000);
+}

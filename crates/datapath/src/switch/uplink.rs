@@ -1,0 +1,327 @@
+//! Ports that are not guests: a TAP uplink (the segment reaches the host or a host bridge), a
+//! stream uplink speaking QEMU's socket-netdev framing (4-byte big-endian length, then the frame)
+//! over UNIX or TCP, and the host port through which the control plane's DHCP server talks.
+//!
+//! Each uplink has a reader thread that forwards what arrives into the switch. Writes toward a
+//! stream peer go through a bounded queue drained by a writer thread, so a slow peer costs drops
+//! (counted), never a stalled sender.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::frame::{EthernetHeader, Frame};
+use super::{PortKind, Switch, SwitchPort};
+use crate::tap::{Tap, TapError};
+
+/// Where a port's frames are written: an uplink or the host port.
+pub trait FrameWriter: Send {
+    /// Whether this port wants the frame at all (the host port only takes DHCP and ARP).
+    fn accepts(&self, _eth: &EthernetHeader, _frame: &Frame) -> bool {
+        true
+    }
+    fn write_frame(&mut self, frame: &Frame) -> io::Result<()>;
+}
+
+#[derive(Debug)]
+pub enum UplinkError {
+    Tap(TapError),
+    Connect { address: String, source: io::Error },
+    Thread(io::Error),
+}
+
+impl UplinkError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            UplinkError::Tap(e) => e.code(),
+            UplinkError::Connect { .. } => "VU_ERR_UPLINK_CONNECT",
+            UplinkError::Thread(_) => "VU_ERR_UPLINK",
+        }
+    }
+}
+
+impl fmt::Display for UplinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UplinkError::Tap(e) => write!(f, "{e}"),
+            UplinkError::Connect { address, source } => write!(f, "cannot connect to {address}: {source}"),
+            UplinkError::Thread(e) => write!(f, "cannot start the uplink thread: {e}"),
+        }
+    }
+}
+
+/// Largest frame an uplink reads (with a vnet header for TAPs).
+const READ_BUFFER: usize = 65536 + 12;
+const VNET_HDR_LEN: usize = 12;
+/// Frames queued toward a stream peer before further ones are dropped.
+const STREAM_QUEUE_FRAMES: usize = 1024;
+/// How often a reader blocked in a read looks at its stop flag.
+const READ_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// An uplink's reader thread; stopping it (drop) waits for the thread.
+pub struct UplinkThread {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for UplinkThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn spawn_reader(name: &str, body: impl FnOnce(Arc<AtomicBool>) + Send + 'static) -> Result<UplinkThread, UplinkError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new().name(name.into()).spawn(move || body(flag)).map_err(UplinkError::Thread)?;
+    Ok(UplinkThread { stop, thread: Some(thread) })
+}
+
+/// `--uplink tap:NAME`: a TAP (persistent and owned by the user, or created when privileged).
+pub struct TapUplink {
+    pub port: Arc<SwitchPort>,
+    _reader: UplinkThread,
+}
+
+struct TapWriter(Arc<Tap>);
+
+impl FrameWriter for TapWriter {
+    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+        let header = [0u8; VNET_HDR_LEN];
+        let bytes = frame.to_vec();
+        let iov = [
+            libc::iovec { iov_base: header.as_ptr() as *mut libc::c_void, iov_len: VNET_HDR_LEN },
+            libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() },
+        ];
+        let fd = self.0.queue_fd(0).expect("one queue");
+        // SAFETY: both iovecs point at live local buffers of the given lengths.
+        let n = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl TapUplink {
+    pub fn open(switch: &Arc<Switch>, name: &str, vlan: u16) -> Result<TapUplink, UplinkError> {
+        let tap = Tap::open(name, 1).map_err(UplinkError::Tap)?;
+        tap.set_vnet_hdr_len(VNET_HDR_LEN).map_err(UplinkError::Tap)?;
+        tap.set_offloads(0).map_err(UplinkError::Tap)?;
+        let tap = Arc::new(tap);
+        let port = switch.add_writer_port(&format!("tap:{}", tap.name()), PortKind::Tap, vlan, Box::new(TapWriter(tap.clone())));
+        let (reader_switch, reader_port) = (switch.clone(), port.clone());
+        let reader = spawn_reader("vu-uplink-tap", move |stop| {
+            let fd = tap.queue_fd(0).expect("one queue");
+            let mut buf = vec![0u8; READ_BUFFER];
+            while !stop.load(Ordering::Relaxed) {
+                let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut pfd, 1, READ_TIMEOUT.as_millis() as i32) } <= 0 {
+                    continue;
+                }
+                // SAFETY: `buf` has `buf.len()` writable bytes.
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+                if n as usize > VNET_HDR_LEN {
+                    reader_switch.forward_bytes(&reader_port, &buf[VNET_HDR_LEN..n as usize]);
+                }
+            }
+        })?;
+        Ok(TapUplink { port, _reader: reader })
+    }
+}
+
+/// `--uplink stream:unix:PATH` or `stream:tcp:HOST:PORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamAddress {
+    Unix(String),
+    Tcp(String),
+}
+
+impl fmt::Display for StreamAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamAddress::Unix(path) => write!(f, "unix:{path}"),
+            StreamAddress::Tcp(addr) => write!(f, "tcp:{addr}"),
+        }
+    }
+}
+
+trait Stream: Read + Write + Send {
+    fn try_clone_box(&self) -> io::Result<Box<dyn Stream>>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Stream for UnixStream {
+    fn try_clone_box(&self) -> io::Result<Box<dyn Stream>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Stream for TcpStream {
+    fn try_clone_box(&self) -> io::Result<Box<dyn Stream>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+pub struct StreamUplink {
+    pub port: Arc<SwitchPort>,
+    _reader: UplinkThread,
+}
+
+struct StreamWriter(SyncSender<Vec<u8>>);
+
+impl FrameWriter for StreamWriter {
+    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+        let mut message = Vec::with_capacity(4 + frame.len());
+        message.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+        message.extend_from_slice(&frame.to_vec());
+        match self.0.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(io::Error::new(io::ErrorKind::WouldBlock, "stream peer is not keeping up")),
+            Err(TrySendError::Disconnected(_)) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "stream peer is gone")),
+        }
+    }
+}
+
+impl StreamUplink {
+    pub fn connect(switch: &Arc<Switch>, address: StreamAddress, vlan: u16) -> Result<StreamUplink, UplinkError> {
+        let connect_error = |source| UplinkError::Connect { address: address.to_string(), source };
+        let stream: Box<dyn Stream> = match &address {
+            StreamAddress::Unix(path) => Box::new(UnixStream::connect(path).map_err(connect_error)?),
+            StreamAddress::Tcp(addr) => {
+                let s = TcpStream::connect(addr).map_err(connect_error)?;
+                let _ = s.set_nodelay(true);
+                Box::new(s)
+            }
+        };
+        let mut write_half = stream.try_clone_box().map_err(connect_error)?;
+        stream.set_read_timeout(Some(READ_TIMEOUT)).map_err(connect_error)?;
+        let (queue, frames) = sync_channel::<Vec<u8>>(STREAM_QUEUE_FRAMES);
+        std::thread::Builder::new()
+            .name("vu-uplink-stream-tx".into())
+            .spawn(move || {
+                for message in frames {
+                    if write_half.write_all(&message).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(UplinkError::Thread)?;
+        let port = switch.add_writer_port(&format!("stream:{address}"), PortKind::Stream, vlan, Box::new(StreamWriter(queue)));
+        let (reader_switch, reader_port) = (switch.clone(), port.clone());
+        let mut read_half = stream;
+        let reader = spawn_reader("vu-uplink-stream", move |stop| {
+            let mut buf = vec![0u8; READ_BUFFER];
+            while !stop.load(Ordering::Relaxed) {
+                let mut len = [0u8; 4];
+                match read_full(&mut *read_half, &mut len, &stop) {
+                    Ok(true) => {}
+                    _ => break,
+                }
+                let n = u32::from_be_bytes(len) as usize;
+                if n > buf.len() {
+                    break; // not QEMU's framing: give up on this peer
+                }
+                match read_full(&mut *read_half, &mut buf[..n], &stop) {
+                    Ok(true) => reader_switch.forward_bytes(&reader_port, &buf[..n]),
+                    _ => break,
+                }
+            }
+            // The peer left: frames to this port now count as port errors.
+            *reader_port.sink() = super::Sink::Detached;
+        })?;
+        Ok(StreamUplink { port, _reader: reader })
+    }
+}
+
+/// Fills `buf` from a stream with a read timeout; Ok(false) on a clean end or a stop request.
+fn read_full(stream: &mut dyn Stream, buf: &mut [u8], stop: &AtomicBool) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => filled += n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// The control plane's port: frames addressed to it that it cares about (DHCP to a server, ARP)
+/// go to `deliver` (the JavaScript DHCP server); its replies come back through `Switch::forward_bytes`.
+pub struct HostPort {
+    deliver: Box<dyn Fn(Vec<u8>) + Send>,
+}
+
+impl HostPort {
+    pub fn new(deliver: Box<dyn Fn(Vec<u8>) + Send>) -> HostPort {
+        HostPort { deliver }
+    }
+}
+
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_IP: u16 = 0x0800;
+const DHCP_SERVER_PORT: u16 = 67;
+
+impl FrameWriter for HostPort {
+    fn accepts(&self, eth: &EthernetHeader, frame: &Frame) -> bool {
+        match eth.ether_type {
+            ETH_P_ARP => true,
+            ETH_P_IP => {
+                // IPv4, UDP, destination port 67 (DHCP server), IHL taken into account.
+                let mut ip = [0u8; 24];
+                if frame.copy_out(14, &mut ip) < 24 || ip[9] != 17 {
+                    return false;
+                }
+                let ihl = (ip[0] & 0x0f) as usize * 4;
+                let mut udp = [0u8; 4];
+                frame.copy_out(14 + ihl, &mut udp) == 4 && u16::from_be_bytes([udp[2], udp[3]]) == DHCP_SERVER_PORT
+            }
+            _ => false,
+        }
+    }
+
+    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+        (self.deliver)(frame.to_vec());
+        Ok(())
+    }
+}
+
+/// Any non-guest port, owned by whoever added it; dropping it stops its threads. The switch port
+/// itself is removed with `Switch::remove_port`.
+pub enum Uplink {
+    Tap(TapUplink),
+    Stream(StreamUplink),
+    Host(Arc<SwitchPort>),
+}
+
+impl Uplink {
+    pub fn port(&self) -> &Arc<SwitchPort> {
+        match self {
+            Uplink::Tap(u) => &u.port,
+            Uplink::Stream(u) => &u.port,
+            Uplink::Host(port) => port,
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `class Switch`: the userspace L2 switch (`datapath::switch`) and the uplinks it owns.
+//!
+//! `new Switch(mtu, agingSeconds)`; `ports()`, `macs()`; `addTapUplink(name, vlan)`,
+//! `addStreamUplink(address, vlan)` ('unix:PATH' | 'tcp:HOST:PORT'), `addHostPort(name, onFrame)`,
+//! `removeUplink(portId)`, `inject(portId, frame)`, `close()`. Guest ports are made by
+//! `new NetDevice(switch, portName, onEvent, vlan)`.
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datapath::switch::{HostPort, PortKind, StreamAddress, StreamUplink, Switch, TapUplink, Uplink};
+
+use super::js::*;
+use super::tsfn::Tsfn;
+use crate::napi_sys::*;
+
+struct SwitchHandle {
+    switch: Arc<Switch>,
+    uplinks: Vec<Uplink>,
+}
+
+pub unsafe extern "C" fn constructor(env: napi_env, info: napi_callback_info) -> napi_value {
+    // SAFETY: env and info of this callback.
+    unsafe {
+        run(env, info, |call| {
+            let mtu = get_integer(env, call.args[0], "mtu", u16::MAX as f64)? as u16;
+            let aging = get_integer(env, call.args[1], "agingSeconds", 86_400.0)?;
+            let handle = SwitchHandle { switch: Switch::new(mtu, Duration::from_secs_f64(aging)), uplinks: Vec::new() };
+            let native = Box::into_raw(Box::new(Some(handle)));
+            let status = napi_wrap(env, call.this, native as *mut c_void, Some(finalize), ptr::null_mut(), ptr::null_mut());
+            if let Err(e) = check(status) {
+                drop(Box::from_raw(native));
+                return Err(e);
+            }
+            undefined(env)
+        })
+    }
+}
+
+/// The switch of a JavaScript `Switch` (for `new NetDevice(switch, …)`).
+///
+/// # Safety
+/// `env` and `value` come from the running callback.
+pub unsafe fn switch_of(env: napi_env, value: napi_value) -> JsResult<Arc<Switch>> {
+    // SAFETY: forwarded from the caller.
+    Ok(unsafe { open(env, value)? }.switch.clone())
+}
+
+macro_rules! method {
+    ($name:ident, |$env:ident, $handle:ident, $call:ident| $body:expr) => {
+        pub unsafe extern "C" fn $name($env: napi_env, info: napi_callback_info) -> napi_value {
+            // SAFETY: env and info of this callback.
+            unsafe {
+                run($env, info, |$call| {
+                    let $handle = open($env, $call.this)?;
+                    $body
+                })
+            }
+        }
+    };
+}
+
+// `ports()` → [{ id, name, kind, vlan, counters: { name: bigint } }].
+method!(ports, |env, handle, _call| {
+    let ports = handle.switch.ports();
+    let mut array = ptr::null_mut();
+    check(napi_create_array_with_length(env, ports.len(), &mut array))?;
+    for (i, port) in ports.iter().enumerate() {
+        let row = object(env)?;
+        set(env, row, c"id", uint32(env, port.id)?)?;
+        set(env, row, c"name", string(env, &port.name)?)?;
+        set(env, row, c"kind", string(env, &port.kind.to_string())?)?;
+        set(env, row, c"vlan", uint32(env, port.vlan as u32)?)?;
+        let counters = object(env)?;
+        for (name, value) in port.counters.snapshot() {
+            let key = std::ffi::CString::new(name).expect("static counter names have no NUL");
+            set(env, counters, &key, bigint_u64(env, value)?)?;
+        }
+        set(env, row, c"counters", counters)?;
+        check(napi_set_element(env, array, i as u32, row))?;
+    }
+    Ok(array)
+});
+
+// `macs()` → [{ mac: 'aa:bb:…', vlan, portId, ageMs }].
+method!(macs, |env, handle, _call| {
+    let entries = handle.switch.mac_entries();
+    let mut array = ptr::null_mut();
+    check(napi_create_array_with_length(env, entries.len(), &mut array))?;
+    for (i, e) in entries.iter().enumerate() {
+        let row = object(env)?;
+        let mac = e.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        set(env, row, c"mac", string(env, &mac)?)?;
+        set(env, row, c"vlan", uint32(env, e.vlan as u32)?)?;
+        set(env, row, c"portId", uint32(env, e.port)?)?;
+        set(env, row, c"ageMs", uint32(env, e.age.as_millis().min(u32::MAX as u128) as u32)?)?;
+        check(napi_set_element(env, array, i as u32, row))?;
+    }
+    Ok(array)
+});
+
+method!(add_tap_uplink, |env, handle, call| {
+    let name = get_string(env, call.args[0], "name")?;
+    let vlan = get_integer(env, call.args[1], "vlan", 4094.0)? as u16;
+    let uplink = TapUplink::open(&handle.switch, &name, vlan).map_err(|e| coded(e.code(), e.to_string()))?;
+    let id = uplink.port.id;
+    handle.uplinks.push(Uplink::Tap(uplink));
+    uint32(env, id)
+});
+
+method!(add_stream_uplink, |env, handle, call| {
+    let spec = get_string(env, call.args[0], "address")?;
+    let vlan = get_integer(env, call.args[1], "vlan", 4094.0)? as u16;
+    let address = match spec.split_once(':') {
+        Some(("unix", path)) if !path.is_empty() => StreamAddress::Unix(path.to_string()),
+        Some(("tcp", addr)) if addr.contains(':') => StreamAddress::Tcp(addr.to_string()),
+        _ => return Err(coded("VU_ERR_BAD_UPLINK", format!("'{spec}' is not unix:PATH or tcp:HOST:PORT"))),
+    };
+    let uplink = StreamUplink::connect(&handle.switch, address, vlan).map_err(|e| coded(e.code(), e.to_string()))?;
+    let id = uplink.port.id;
+    handle.uplinks.push(Uplink::Stream(uplink));
+    uint32(env, id)
+});
+
+// `addHostPort(name, onFrame)`: frames for the control plane (DHCP, ARP) reach `onFrame(bytes)`.
+method!(add_host_port, |env, handle, args| {
+    let name = get_string(env, args.args[0], "name")?;
+    let on_frame = get_function(env, args.args[1], "onFrame")?;
+    // SAFETY (of the deliver closure): Tsfn calls it on the JavaScript thread with a live env.
+    let deliver = Box::new(|env, callbacks: &[napi_value], frame: Vec<u8>| call(env, callbacks[0], &[uint8_array(env, &frame)?]));
+    let tsfn = Mutex::new(Tsfn::new(env, "vhost-user-net:host-port", &[on_frame], deliver)?);
+    let writer = HostPort::new(Box::new(move |frame| tsfn.lock().unwrap_or_else(|e| e.into_inner()).call(frame)));
+    let port = handle.switch.add_writer_port(&name, PortKind::Host, 0, Box::new(writer));
+    let id = port.id;
+    handle.uplinks.push(Uplink::Host(port));
+    uint32(env, id)
+});
+
+method!(remove_uplink, |env, handle, call| {
+    let id = get_integer(env, call.args[0], "portId", u32::MAX as f64)? as u32;
+    let Some(position) = handle.uplinks.iter().position(|u| u.port().id == id) else {
+        return Err(coded("VU_ERR_NO_SUCH_PORT", format!("no uplink with port id {id}")));
+    };
+    handle.switch.remove_port(id);
+    handle.uplinks.remove(position);
+    undefined(env)
+});
+
+// `inject(portId, frame)`: a frame the control plane sends from one of its ports (a DHCP reply).
+method!(inject, |env, handle, call| {
+    let id = get_integer(env, call.args[0], "portId", u32::MAX as f64)? as u32;
+    let frame = get_bytes(env, call.args[1], "frame")?;
+    let Some(uplink) = handle.uplinks.iter().find(|u| u.port().id == id) else {
+        return Err(coded("VU_ERR_NO_SUCH_PORT", format!("no host port with id {id}")));
+    };
+    handle.switch.forward_bytes(uplink.port(), frame);
+    undefined(env)
+});
+
+/// `close()`: removes every uplink (stopping their threads). Idempotent.
+pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
+    // SAFETY: env and info of this callback.
+    unsafe {
+        run(env, info, |call| {
+            if let Some(handle) = unwrap(env, call.this)?.take() {
+                for uplink in &handle.uplinks {
+                    handle.switch.remove_port(uplink.port().id);
+                }
+            }
+            undefined(env)
+        })
+    }
+}
+
+unsafe fn open<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut SwitchHandle> {
+    // SAFETY: forwarded from the caller.
+    unsafe { unwrap(env, this)? }.as_mut().ok_or_else(|| coded("VU_ERR_CLOSED", "the switch is closed".into()))
+}
+
+unsafe fn unwrap<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut Option<SwitchHandle>> {
+    let mut native = ptr::null_mut();
+    // SAFETY: valid env and value (caller).
+    if unsafe { napi_unwrap(env, this, &mut native) } != NAPI_OK || native.is_null() {
+        return Err(Throw::InvalidArg("this is not a Switch".into()));
+    }
+    // SAFETY: only `constructor` wraps, with a `Box<Option<SwitchHandle>>`, freed only by
+    // `finalize`; callbacks run one at a time on this thread, so the borrow is unique.
+    Ok(unsafe { &mut *(native as *mut Option<SwitchHandle>) })
+}
+
+unsafe extern "C" fn finalize(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Box<Option<SwitchHandle>>` from `constructor`; Node finalizes once.
+    drop(unsafe { Box::from_raw(data as *mut Option<SwitchHandle>) });
+}

@@ -1,0 +1,143 @@
+/**
+ * One private Ethernet segment: the Rust switch, its guest ports (one per vhost-user connection),
+ * its uplinks, and the host port through which the built-in DHCP server answers. What `ctl`
+ * shows and changes goes through here.
+ */
+import { randomBytes } from 'node:crypto';
+import * as native from '../native.ts';
+import { NetDevice } from '../device/net-device.ts';
+import { NativeDataPlane } from '../device/native-data-plane.ts';
+import { formatMac, randomMac } from '../device/mac.ts';
+import type { AttachedDevice } from '../backend/server.ts';
+import type { Logger } from '../log.ts';
+import { DhcpServer } from './dhcp-server.ts';
+import { ControlError, type MacEntry, type PortInfo } from './control-protocol.ts';
+
+/** MAC entries live this long without traffic (IEEE 802.1D's default). */
+export const MAC_AGING_SECONDS = 300;
+
+export interface SegmentOptions {
+  mtu: number;
+  /** The DHCP server's subnet (e.g. 10.0.2.0/24), or undefined for none. */
+  dhcpCidr?: string;
+  agingSeconds?: number;
+  log: Logger;
+}
+
+interface GuestPort {
+  name: string;
+  mac: string;
+  device: native.NetDevice;
+}
+
+export class Segment {
+  readonly switch: native.Switch;
+  private readonly guests = new Map<number, GuestPort>();
+  private readonly uplinks = new Map<number, string>();
+  private readonly dhcp: DhcpServer | undefined;
+  private readonly hostPortId: number | undefined;
+  private readonly log: Logger;
+
+  constructor(options: SegmentOptions) {
+    this.log = options.log;
+    this.switch = new native.Switch(options.mtu, options.agingSeconds ?? MAC_AGING_SECONDS);
+    if (options.dhcpCidr) {
+      const serverMac = randomMac((n) => randomBytes(n));
+      this.dhcp = new DhcpServer({ cidr: options.dhcpCidr, serverMac, log: options.log.child('dhcp') });
+      this.hostPortId = this.switch.addHostPort('dhcp', (frame) => this.onHostFrame(frame));
+      this.log.info('DHCP server on', { subnet: options.dhcpCidr, serverIp: this.dhcp.serverIp, mac: formatMac(serverMac) });
+    }
+  }
+
+  private onHostFrame(frame: Uint8Array): void {
+    if (!this.dhcp || this.hostPortId === undefined) return;
+    for (const reply of this.dhcp.handleFrame(frame)) this.switch.inject(this.hostPortId, reply);
+  }
+
+  /** A new guest port for one vhost-user connection; detaching removes the port. */
+  attachGuest(name: string, vlan = 0): AttachedDevice {
+    const mac = randomMac((n) => randomBytes(n));
+    const device = new NetDevice({ queuePairs: 1, mac, offloads: false });
+    const nativeDevice = new native.NetDevice(this.switch, name, (event) => {
+      if (event.kind === 'fault') this.log.error('guest broke a ring; its port is cut off until the front-end resets it', { port: name, reason: event.message });
+      else this.log.info(event.message, { port: name });
+    }, vlan);
+    const portId = nativeDevice.portId!;
+    this.guests.set(portId, { name, mac: formatMac(mac), device: nativeDevice });
+    return {
+      name,
+      device,
+      dataPlane: new NativeDataPlane(nativeDevice),
+      detach: () => {
+        this.guests.delete(portId);
+        nativeDevice.close();
+      },
+    };
+  }
+
+  addUplink(spec: string): PortInfo {
+    let id: number;
+    try {
+      if (spec.startsWith('tap:')) id = this.switch.addTapUplink(spec.slice(4), 0);
+      else if (spec.startsWith('stream:')) id = this.switch.addStreamUplink(spec.slice(7), 0);
+      else throw new ControlError('VU_ERR_BAD_ARGS', `'${spec}' is not tap:NAME, stream:unix:PATH or stream:tcp:HOST:PORT`);
+    } catch (error) {
+      if (error instanceof ControlError) throw error;
+      throw Object.assign(new Error(`uplink ${spec}: ${(error as Error).message}`), { code: (error as { code?: string }).code ?? 'VU_ERR_UPLINK' });
+    }
+    this.uplinks.set(id, spec);
+    this.log.info('uplink added', { uplink: spec, port: id });
+    return this.ports().find((p) => p.id === id)!;
+  }
+
+  removeUplink(id: number): void {
+    if (!this.uplinks.has(id)) throw new ControlError('VU_ERR_BAD_ARGS', `no uplink with id ${id}`);
+    this.switch.removeUplink(id);
+    this.uplinks.delete(id);
+    this.log.info('uplink removed', { port: id });
+  }
+
+  ports(): PortInfo[] {
+    return this.switch
+      .ports()
+      .filter((p) => p.kind !== 'host')
+      .map((p) => {
+        const c = p.counters;
+        const drops: Record<string, bigint> = {};
+        for (const [name, value] of Object.entries(c)) if (name.startsWith('drop') && value > 0n) drops[name.slice(4, 5).toLowerCase() + name.slice(5)] = value;
+        const guest = this.guests.get(p.id);
+        return {
+          id: p.id,
+          name: p.name,
+          kind: p.kind as PortInfo['kind'],
+          mac: guest?.mac,
+          vlan: p.vlan || undefined,
+          state: 'connected' as const,
+          rxFrames: c.toPortFrames,
+          txFrames: c.fromPortFrames,
+          rxBytes: c.toPortBytes,
+          txBytes: c.fromPortBytes,
+          drops,
+        };
+      });
+  }
+
+  macs(): MacEntry[] {
+    const names = new Map(this.switch.ports().map((p) => [p.id, p.name]));
+    return this.switch.macs().map((m) => ({ mac: m.mac, portId: m.portId, portName: names.get(m.portId) ?? '?', vlan: m.vlan || undefined, ageSeconds: Math.floor(m.ageMs / 1000) }));
+  }
+
+  stats(): Record<string, bigint | number> {
+    const stats: Record<string, bigint | number> = { ports: this.ports().length, macs: this.switch.macs().length };
+    for (const port of this.switch.ports()) for (const [name, value] of Object.entries(port.counters)) stats[name] = ((stats[name] as bigint | undefined) ?? 0n) + value;
+    if (this.dhcp) for (const [name, value] of Object.entries(this.dhcp.counters())) stats[`dhcp.${name}`] = value;
+    if (this.dhcp) stats['dhcp.leases'] = this.dhcp.leases().length;
+    return stats;
+  }
+
+  close(): void {
+    for (const guest of this.guests.values()) guest.device.close();
+    this.guests.clear();
+    this.switch.close();
+  }
+}
