@@ -160,7 +160,11 @@ export function parseArgs(argv: string[], lookupGroup: (name: string) => number 
         opts.queuePairs = parseInteger(value(), '--queues', 1, MAX_QUEUE_PAIRS);
         break;
       case '--mac':
-        opts.mac = parseMac(value());
+        try {
+          opts.mac = parseMac(value());
+        } catch (error) {
+          throw new UsageError(`--mac: ${(error as Error).message}`);
+        }
         break;
       case '--mtu':
         opts.mtu = parseInteger(value(), '--mtu', MIN_MTU, MAX_MTU);

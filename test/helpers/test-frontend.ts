@@ -44,11 +44,11 @@ export class TestFrontend {
   closed: Promise<native.NativeError | null>;
   private nextBuffer: number;
 
-  private constructor(socketPath: string, readonly options: Required<FrontendOptions>) {
+  /** `socketFd`: a connected socket to the back-end; the front-end owns it from now on. */
+  private constructor(socketFd: number, readonly options: Required<FrontendOptions>) {
     this.memfd = native.memfdCreate('vu-test-guest', options.memoryBytes);
     this.memory = native.mapShared(this.memfd, 0, options.memoryBytes);
-    const fd = native.connectUnix(socketPath);
-    this.connection = new native.Connection(fd);
+    this.connection = new native.Connection(socketFd);
     let onClosed!: (e: native.NativeError | null) => void;
     this.closed = new Promise((resolve) => (onClosed = resolve));
     this.connection.start(
@@ -75,7 +75,12 @@ export class TestFrontend {
   }
 
   static connect(socketPath: string, options: FrontendOptions = {}): TestFrontend {
-    return new TestFrontend(socketPath, { memoryBytes: 8 << 20, queueSize: 256, queuePairs: 1, ...options });
+    return TestFrontend.adopt(native.connectUnix(socketPath), options);
+  }
+
+  /** A front-end on a socket the test accepted itself (the back-end connected, with --client). */
+  static adopt(socketFd: number, options: FrontendOptions = {}): TestFrontend {
+    return new TestFrontend(socketFd, { memoryBytes: 8 << 20, queueSize: 256, queuePairs: 1, ...options });
   }
 
   /** Sends a request; resolves with the reply message if one is expected. */
