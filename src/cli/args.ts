@@ -19,10 +19,10 @@ export interface BackendOptions {
   /** The dedicated one-guest TAP back-end; undefined: the userspace switch. */
   tap?: string;
   queuePairs: number;
-  /** Switch mode: named single-guest sockets (`--port NAME=PATH`). */
-  ports: { name: string; path: string }[];
-  /** Switch mode: `tap:NAME`, `stream:unix:PATH`, `stream:tcp:HOST:PORT`. */
-  uplinks: string[];
+  /** Switch mode: named single-guest sockets (`--port NAME=PATH[,vlan=N]`). */
+  ports: { name: string; path: string; vlan: number }[];
+  /** Switch mode: `tap:NAME`, `stream:unix:PATH`, `stream:tcp:HOST:PORT`, each with an optional access VLAN. */
+  uplinks: { spec: string; vlan: number }[];
   /** Switch mode: the DHCP server's subnet, or 'off'. */
   dhcp: string;
   /** Switch mode: the control socket of `vhost-user-net ctl`. */
@@ -63,6 +63,8 @@ Switch mode:
   --port NAME=PATH       also a named single-guest socket (repeatable)
   --uplink SPEC          tap:NAME | stream:unix:PATH | stream:tcp:HOST:PORT (QEMU's
                          socket netdev framing; repeatable)
+                         (--port and --uplink take ,vlan=N: an 802.1Q access VLAN
+                         1..4094; ports only reach ports of their own VLAN)
   --dhcp CIDR|off        the DHCP server's subnet (default ${DEFAULT_DHCP_CIDR})
   --control PATH         control socket for 'vhost-user-net ctl' (default next to the
                          default socket: vhost-user-net.ctl)
@@ -110,6 +112,13 @@ function parseGroup(text: string, lookup: (name: string) => number | undefined):
   return gid;
 }
 
+/** `SPEC[,vlan=N]`: an 802.1Q access VLAN (1..4094) for a switch port; 0 is the untagged segment. */
+function splitVlan(text: string, flag: string): { body: string; vlan: number } {
+  const match = /^(.*),vlan=(\d+)$/.exec(text);
+  if (!match) return { body: text, vlan: 0 };
+  return { body: match[1], vlan: parseInteger(match[2], `${flag} vlan`, 1, 4094) };
+}
+
 function parseUidList(text: string): number[] {
   return text.split(',').map((uid) => parseInteger(uid.trim(), '--allow-uid', 0, MAX_ID));
 }
@@ -120,7 +129,7 @@ function parseUidList(text: string): number[] {
  */
 export function parseArgs(argv: string[], lookupGroup: (name: string) => number | undefined = lookupGroupId): CliCommand {
   if (argv[0] === 'ctl') return { mode: 'ctl', argv: argv.slice(1) };
-  const opts: Partial<BackendOptions> & { client: boolean; queuePairs: number; socketMode: number; allowUids: number[]; ports: { name: string; path: string }[]; uplinks: string[]; dhcp: string } = {
+  const opts: Partial<BackendOptions> & { client: boolean; queuePairs: number; socketMode: number; allowUids: number[]; ports: { name: string; path: string; vlan: number }[]; uplinks: { spec: string; vlan: number }[]; dhcp: string } = {
     ports: [],
     uplinks: [],
     dhcp: DEFAULT_DHCP_CIDR,
@@ -182,17 +191,17 @@ export function parseArgs(argv: string[], lookupGroup: (name: string) => number 
         opts.allowUids = parseUidList(value());
         break;
       case '--port': {
-        const text = value();
-        const match = /^([A-Za-z0-9_.-]{1,64})=(.+)$/.exec(text);
-        if (!match) throw new UsageError(`--port: '${text}' is not NAME=PATH (NAME: letters, digits, _ . -)`);
+        const { body, vlan } = splitVlan(value(), '--port');
+        const match = /^([A-Za-z0-9_.-]{1,64})=(.+)$/.exec(body);
+        if (!match) throw new UsageError(`--port: '${body}' is not NAME=PATH (NAME: letters, digits, _ . -)`);
         if (opts.ports.some((p) => p.name === match[1])) throw new UsageError(`--port: the name '${match[1]}' is used twice`);
-        opts.ports.push({ name: match[1], path: match[2] });
+        opts.ports.push({ name: match[1], path: match[2], vlan });
         break;
       }
       case '--uplink': {
-        const text = value();
-        if (!/^(tap:.+|stream:unix:.+|stream:tcp:.+:\d+)$/.test(text)) throw new UsageError(`--uplink: '${text}' is not tap:NAME, stream:unix:PATH or stream:tcp:HOST:PORT`);
-        opts.uplinks.push(text);
+        const { body, vlan } = splitVlan(value(), '--uplink');
+        if (!/^(tap:.+|stream:unix:.+|stream:tcp:.+:\d+)$/.test(body)) throw new UsageError(`--uplink: '${body}' is not tap:NAME, stream:unix:PATH or stream:tcp:HOST:PORT`);
+        opts.uplinks.push({ spec: body, vlan });
         break;
       }
       case '--dhcp': {

@@ -75,11 +75,11 @@ export class Segment {
     };
   }
 
-  addUplink(spec: string): PortInfo {
+  addUplink(spec: string, vlan = 0): PortInfo {
     let id: number;
     try {
-      if (spec.startsWith('tap:')) id = this.switch.addTapUplink(spec.slice(4), 0);
-      else if (spec.startsWith('stream:')) id = this.switch.addStreamUplink(spec.slice(7), 0);
+      if (spec.startsWith('tap:')) id = this.switch.addTapUplink(spec.slice(4), vlan);
+      else if (spec.startsWith('stream:')) id = this.switch.addStreamUplink(spec.slice(7), vlan);
       else throw new ControlError('VU_ERR_BAD_ARGS', `'${spec}' is not tap:NAME, stream:unix:PATH or stream:tcp:HOST:PORT`);
     } catch (error) {
       if (error instanceof ControlError) throw error;

@@ -31,8 +31,8 @@ export class SwitchMode implements SwitchControl {
 
   async start(): Promise<void> {
     this.shared.start();
-    for (const uplink of this.options.uplinks) this.segment.addUplink(uplink);
-    for (const { name, path } of this.options.ports) this.addPort(name, path);
+    for (const { spec, vlan } of this.options.uplinks) this.segment.addUplink(spec, vlan);
+    for (const { name, path, vlan } of this.options.ports) this.addPort(name, path, vlan);
     if (this.options.controlPath) {
       this.control = new ControlServer(this.options.controlPath, this, this.log.child('control'));
       await this.control.listen();
@@ -42,13 +42,13 @@ export class SwitchMode implements SwitchControl {
   }
 
   /** A named socket serving one guest at a time, as port NAME. */
-  addPort(name: string, socketPath: string): PortInfo {
+  addPort(name: string, socketPath: string, vlan = 0): PortInfo {
     if (this.named.has(name)) throw new ControlError('VU_ERR_BAD_ARGS', `a port named '${name}' exists`);
     let inUse = false;
     const server = this.server(socketPath, undefined, () => {
       if (inUse) throw new Error(`port ${name} serves one guest at a time`);
       inUse = true;
-      const attached = this.segment.attachGuest(name);
+      const attached = this.segment.attachGuest(name, vlan);
       return { ...attached, detach: () => ((inUse = false), attached.detach()) };
     });
     server.start();

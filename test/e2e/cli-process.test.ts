@@ -69,7 +69,7 @@ test.serial('--fd serves an inherited listening socket; SIGTERM exits 0 and leav
   t.teardown(() => native.closeFd(listenFd));
   const child = spawn(process.execPath, [CLI, '--fd', '3', '--tap', tap], { stdio: ['ignore', 'pipe', 'pipe', listenFd] });
   let output = '';
-  child.stderr.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
   t.teardown(() => child.kill('SIGKILL'));
   const deadline = Date.now() + 20_000;
   while (!/serving on an inherited socket/.test(output) && Date.now() < deadline) await sleep(20);
