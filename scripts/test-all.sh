@@ -37,7 +37,7 @@ npm ci --no-audit --no-fund || exit 1
 
 tier "rust" "$LOG_DIR/rust.log" scripts/cargo-env.sh cargo test --workspace --release
 tier "typecheck" "$LOG_DIR/typecheck.log" npx tsc --noEmit
-tier "typescript unit + in-process end-to-end" "$LOG_DIR/unit.log" npx ava test/protocol test/backend test/helpers test/native.test.ts test/e2e
+tier "typescript unit + in-process end-to-end" "$LOG_DIR/unit.log" npx ava test/protocol test/backend test/cli test/fuzz test/switch test/helpers test/native.test.ts test/e2e
 tier "real peers (QEMU, DPDK)" "$LOG_DIR/real.log" npx ava --concurrency=1 test/real
 
 [ -n "$broken_tiers" ] && echo "failing tiers:$broken_tiers"

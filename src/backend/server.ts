@@ -83,7 +83,7 @@ export class BackendServer {
       if (this.options.socketGroup !== undefined) chownSync(socketPath!, -1, this.options.socketGroup);
       log.info('listening', { socket: socketPath, mode: `0${socketMode.toString(8)}`, group: this.options.socketGroup });
     }
-    this.acceptor = new native.Acceptor(this.listenFd, (fd) => this.onConnected(fd));
+    this.acceptor = new native.Acceptor(this.listenFd, (fd) => this.onConnected(fd, true));
   }
 
   private connectWithRetry(firstAttempt: boolean): void {
@@ -91,7 +91,7 @@ export class BackendServer {
     const { socketPath, log } = this.options;
     try {
       const fd = native.connectUnix(socketPath!);
-      this.onConnected(fd);
+      this.onConnected(fd, false);
     } catch (error) {
       const code = (error as { errnoName?: string }).errnoName;
       if (code !== 'ENOENT' && code !== 'ECONNREFUSED') log.warn('connect failed', { socket: socketPath, error: (error as Error).message });
@@ -100,12 +100,16 @@ export class BackendServer {
     }
   }
 
-  private onConnected(fd: number): void {
+  /**
+   * A new connection: `accepted` ones (a peer connected to our socket) must come from an allowed
+   * uid; in client mode we connected to the path we were given, so the peer is the one chosen.
+   */
+  private onConnected(fd: number, accepted: boolean): void {
     const { log } = this.options;
     const connection = new native.Connection(fd);
     const peer = safePeer(connection);
     const allowUids = this.options.allowUids ?? defaultAllowUids();
-    if (peer.uid === undefined || !allowUids.includes(peer.uid)) {
+    if (accepted && (peer.uid === undefined || !allowUids.includes(peer.uid))) {
       log.warn('refusing a front-end whose uid is not allowed (--allow-uid)', { ...peer, allowed: allowUids.join(',') });
       connection.close();
       return;

@@ -84,8 +84,9 @@ Common:
   --socket-mode MODE     permissions of the created socket, octal (default 0600)
   --socket-group GROUP   group (name or gid) of the created socket, e.g. with
                          --socket-mode 0660 for a front-end running as another user
-  --allow-uid UID[,UID]  uids whose connections are served (SO_PEERCRED); others are
-                         logged and closed (default: this process's uid and root)
+  --allow-uid UID[,UID]  uids whose connections to the socket are served (SO_PEERCRED);
+                         others are logged and closed (default: this process's uid and
+                         root; not checked with --client)
   --print-capabilities   print the back-end's capabilities as JSON and exit
   --help                 this text
 

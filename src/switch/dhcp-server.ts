@@ -65,7 +65,7 @@ export interface DhcpCounters {
   nak: number;
   /** DISCOVERs left unanswered because every address is held. */
   poolExhausted: number;
-  /** Frames that are not well-formed IPv4/UDP/DHCP requests. */
+  /** Frames to UDP port 67 that are not well-formed IPv4/UDP/DHCP requests. */
   malformed: number;
   /** Well-formed messages not for us (another server's, another hardware type, a stray type). */
   ignored: number;
@@ -136,7 +136,8 @@ export class DhcpServer {
    * An Ethernet frame from the segment; returns the reply frames to send (zero or one), addressed
    * per RFC 2131 §4.1: to the relay if giaddr is set, unicast to ciaddr if set, broadcast if the
    * client set the BROADCAST flag (and for every NAK), else unicast to yiaddr/chaddr. An ARP
-   * request for the server's address gets the ARP reply.
+   * request for the server's address gets the ARP reply. Any other frame may be passed (e.g.
+   * every broadcast on the segment): it is answered with nothing and not counted.
    */
   handleFrame(frame: Uint8Array): Uint8Array[] {
     try {
@@ -161,11 +162,12 @@ export class DhcpServer {
 
   private handle(frame: Uint8Array): Uint8Array[] {
     const arp = parseArpRequest(frame);
-    if (arp) {
-      if (arp.targetIp !== this.config.serverIp) return this.ignored();
+    if (arp?.targetIp === this.config.serverIp) {
       this.stats.arpReplies++;
       return [buildArpReply(this.serverMac, this.config.serverIp, arp)];
     }
+    // The rest of the segment's broadcast traffic (other ARP, IPv6 ND, …) is none of our business.
+    if (!DhcpServer.isDhcpRequestFrame(frame)) return [];
     const parsed = parseUdpFrame(frame);
     if (!parsed || parsed.udp.dstPort !== DHCP_SERVER_PORT) return this.malformed();
     const message = decodeDhcpMessage(parsed.udp.payload);

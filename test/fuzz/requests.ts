@@ -44,7 +44,7 @@ function maybe<T>(rng: Rng, likely: () => T, edge: () => T, oneIn = 5): T {
 }
 
 /** A region backed by a fresh memfd; its declared size sometimes exceeds the file (a lie). */
-function region(rng: Rng, ctx: SequenceContext, fds: FdSource, slot: number): { region: MemoryRegion; fd: number } {
+function region(rng: Rng, fds: FdSource, slot: number): { region: MemoryRegion; fd: number } {
   const fileBytes = PAGE * (1 + rng.below(8));
   const fd = fds.memfd(fileBytes);
   const mmapOffset = BigInt(maybe(rng, () => 0, () => rng.pick([PAGE, fileBytes, fileBytes + PAGE, rng.below(fileBytes)])));
@@ -93,7 +93,7 @@ function plausible(rng: Rng, ctx: SequenceContext, fds: FdSource): { input: Requ
     case 5:
     case 6: {
       const count = rng.below(4);
-      const made = Array.from({ length: count }, (_, i) => region(rng, ctx, fds, i));
+      const made = Array.from({ length: count }, (_, i) => region(rng, fds, i));
       ctx.regions = made.map((m) => m.region);
       return { input: { request: R.SET_MEM_TABLE, memTable: { numRegions: count, padding: 0, regions: ctx.regions } }, fds: made.map((m) => m.fd) };
     }
@@ -121,7 +121,7 @@ function plausible(rng: Rng, ctx: SequenceContext, fds: FdSource): { input: Requ
     }
     case 20:
     case 21: {
-      const made = region(rng, ctx, fds, ctx.regions.length + rng.below(2));
+      const made = region(rng, fds, ctx.regions.length + rng.below(2));
       ctx.regions.push(made.region);
       return { input: { request: R.ADD_MEM_REG, memReg: { padding: 0n, region: made.region } }, fds: [made.fd] };
     }

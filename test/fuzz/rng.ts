@@ -1,7 +1,7 @@
 /**
- * A seeded random source for the fuzzers: xorshift64* on BigInt-free 32-bit halves would do, but
- * a plain xorshift64 over BigInt is simpler to audit and fast enough here. Same seed → same run.
- * Every fuzz case gets its own seed (`caseSeed(run, index)`) so one failing case replays alone.
+ * The fuzzers' seeded random source (xorshift64 over BigInt: simple to audit, fast enough here).
+ * Same seed, same sequence. Every fuzz case gets its own seed (`caseSeed(run, index)`, splitmix64,
+ * as in crates/vring/tests/fuzz.rs) so one failing case replays alone.
  */
 const MASK = (1n << 64n) - 1n;
 

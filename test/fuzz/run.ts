@@ -88,7 +88,7 @@ function spawnTarget(target: Target, options: Options, seconds: number): boolean
   try {
     const args = [SELF, '--only', target, '--seed', formatSeed(options.seed), '--seconds', String(seconds), '--case-file', caseFile];
     if (options.caseSeed !== undefined) args.push('--case', formatSeed(options.caseSeed));
-    const child = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), args, { stdio: 'inherit' });
+    const child = spawnSync(process.execPath, ['--import=tsx', ...args], { cwd: ROOT, stdio: 'inherit' });
     if (child.signal) {
       let seed = '(none recorded)';
       try {

@@ -3,60 +3,10 @@
  * built-in DHCP server, ping each other and run iperf3 between them; one powers off and comes
  * back (same MAC, same address) while the other keeps its link; `ctl` sees the ports and MACs.
  */
-import test, { type ExecutionContext } from 'ava';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { bootGuest, guestMac, parseIperf3Json, parsePing, type Guest } from '../helpers/guest.ts';
-import { CLI } from '../helpers/backend-process.ts';
-import { mustRun, spawnLogged, type LoggedProcess } from '../helpers/proc.ts';
-
-interface SwitchProcess {
-  process: LoggedProcess;
-  socketPath: string;
-  controlPath: string;
-}
-
-async function startSwitch(t: ExecutionContext, extraArgs: string[] = []): Promise<SwitchProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'vu-switch-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const socketPath = join(dir, 'switch.sock');
-  const controlPath = join(dir, 'switch.ctl');
-  const proc = await spawnLogged(process.execPath, [CLI, '--socket-path', socketPath, '--control', controlPath, '--dhcp', '10.79.0.0/24', ...extraArgs], {
-    name: 'switch',
-    teardown: t,
-  });
-  await proc.waitForOutput(/switch ready/, 30_000);
-  return { process: proc, socketPath, controlPath };
-}
-
-async function bootOnSwitch(t: ExecutionContext, sw: SwitchProcess, name: string, mac: string): Promise<Guest> {
-  const guest = await bootGuest({
-    name,
-    netdevArgs: ['-chardev', `socket,id=c0,path=${sw.socketPath}`, '-netdev', 'vhost-user,id=n0,chardev=c0'],
-    deviceArgs: `virtio-net-pci,netdev=n0,mac=${mac},vectors=0`,
-    guestIp: 'dhcp',
-    teardown: t,
-  });
-  await guest.ready();
-  return guest;
-}
-
-async function addressOf(guest: Guest): Promise<string> {
-  const out = await guest.mustRun('ip -4 -o addr show dev eth0');
-  const match = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
-  if (!match) throw new Error(`no IPv4 address on eth0: ${out}`);
-  return match[1];
-}
-
-async function ping(guest: Guest, address: string, count = 5) {
-  const result = await guest.run(`ping -c ${count} -i 0.2 -w 15 ${address}`, 30_000);
-  return parsePing(result.output);
-}
-
-async function ctl(sw: SwitchProcess, ...args: string[]): Promise<unknown> {
-  return JSON.parse(await mustRun(process.execPath, [CLI, 'ctl', '--control', sw.controlPath, '--json', ...args]));
-}
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { guestMac, parseIperf3Json } from '../helpers/guest.ts';
+import { addressOf, bootOnSwitch, ctl, ping, startSwitch } from '../helpers/switch-process.ts';
 
 const mbps = (bps: number) => `${(bps / 1e6).toFixed(1)} Mbit/s`;
 

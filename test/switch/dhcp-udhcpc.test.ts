@@ -16,12 +16,16 @@ import { SERVER_MAC } from './dhcp-frames.ts';
 
 const PACKET_PIPE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'packet-pipe.py');
 
-/** Writes one line per udhcpc event and configures the interface the way the stock script does. */
+/**
+ * Writes one line per udhcpc event and configures the interface. `replace`, not flush + add, on
+ * renew: a flush drops the neighbour entry of the server, and udhcpc's RELEASE right before its
+ * own deconfig would then wait for ARP and be dropped by that flush.
+ */
 const UDHCPC_SCRIPT = `#!/bin/sh
 echo "$1 ip=$ip mask=$mask subnet=$subnet lease=$lease serverid=$serverid broadcast=$broadcast router=$router" >> "$UDHCPC_EVENTS"
 case "$1" in
   deconfig) ip addr flush dev "$interface" ;;
-  bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$mask" broadcast "$broadcast" dev "$interface" ;;
+  bound|renew) ip addr replace "$ip/$mask" broadcast "$broadcast" dev "$interface" ;;
 esac
 `;
 
