@@ -1,0 +1,89 @@
+/**
+ * The `vhost-user-net` switch as a separate process for the real-peer tests: started on a
+ * temporary socket and control socket, driven with `ctl --json`, and QEMU guests booted on it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bootGuest, parsePing, type Guest, type PingFigures } from './guest.ts';
+import { CLI } from './backend-process.ts';
+import { mustRun, spawnLogged, type LoggedProcess, type Teardown } from './proc.ts';
+
+/**
+ * `no_timer_check`: under TCG on a loaded machine the kernel's IO-APIC timer check can miss its
+ * window and panic ("IO-APIC + timer doesn't work"); the check is pointless in a VM.
+ */
+export const GUEST_KERNEL_ARGS = ['no_timer_check'];
+
+export interface SwitchProcess {
+  process: LoggedProcess;
+  socketPath: string;
+  controlPath: string;
+}
+
+/** A switch port as `ctl --json ports` prints it: counters are decimal strings. */
+export interface CtlPort {
+  id: number;
+  name: string;
+  kind: 'vhost-user' | 'tap' | 'stream';
+  mac?: string;
+  state: string;
+  rxFrames: string;
+  txFrames: string;
+  rxBytes: string;
+  txBytes: string;
+  /** By reason, only the non-zero ones: noBuffer, notReady, runt, tooBig, portError. */
+  drops: Record<string, string>;
+}
+
+/** Starts `vhost-user-net --socket-path … --control … --dhcp 10.79.0.0/24 …extraArgs` and waits until it is ready. */
+export async function startSwitch(t: Teardown, extraArgs: string[] = []): Promise<SwitchProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'vu-switch-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socketPath = join(dir, 'switch.sock');
+  const controlPath = join(dir, 'switch.ctl');
+  const dhcp = extraArgs.includes('--dhcp') ? [] : ['--dhcp', '10.79.0.0/24'];
+  const proc = await spawnLogged(process.execPath, [CLI, '--socket-path', socketPath, '--control', controlPath, ...dhcp, ...extraArgs], {
+    name: 'switch',
+    teardown: t,
+  });
+  await proc.waitForOutput(/switch ready/, 30_000);
+  return { process: proc, socketPath, controlPath };
+}
+
+/** `vhost-user-net ctl --json …args` against the switch; the parsed result. */
+export async function ctl(sw: SwitchProcess, ...args: string[]): Promise<unknown> {
+  return JSON.parse(await mustRun(process.execPath, [CLI, 'ctl', '--control', sw.controlPath, '--json', ...args]));
+}
+
+export async function ctlPorts(sw: SwitchProcess): Promise<CtlPort[]> {
+  return (await ctl(sw, 'ports')) as CtlPort[];
+}
+
+/** A QEMU guest on the switch's shared socket (vhost-user, INTx: see DESIGN.md), DHCP on eth0. */
+export async function bootOnSwitch(t: Teardown, sw: SwitchProcess, name: string, mac: string): Promise<Guest> {
+  const guest = await bootGuest({
+    name,
+    netdevArgs: ['-chardev', `socket,id=c0,path=${sw.socketPath}`, '-netdev', 'vhost-user,id=n0,chardev=c0'],
+    deviceArgs: `virtio-net-pci,netdev=n0,mac=${mac},vectors=0`,
+    guestIp: 'dhcp',
+    extraKernelArgs: GUEST_KERNEL_ARGS,
+    teardown: t,
+  });
+  await guest.ready();
+  return guest;
+}
+
+/** eth0's IPv4 address in the guest. */
+export async function addressOf(guest: Guest): Promise<string> {
+  const out = await guest.mustRun('ip -4 -o addr show dev eth0');
+  const match = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
+  if (!match) throw new Error(`no IPv4 address on eth0: ${out}`);
+  return match[1];
+}
+
+/** `ping -c count` from the guest, at most 15 s. */
+export async function ping(guest: Guest, address: string, count = 5): Promise<PingFigures> {
+  const result = await guest.run(`ping -c ${count} -i 0.2 -w 15 ${address}`, 30_000);
+  return parsePing(result.output);
+}
