@@ -139,6 +139,8 @@ export interface SwitchPortInfo {
   name: string;
   kind: 'vhost-user' | 'tap' | 'stream' | 'host';
   vlan: number;
+  /** Frames forwarded to the port can go somewhere: false while a guest's RX ring is not started (or broke), and once a stream uplink's peer has left. */
+  attached: boolean;
   /** toPortFrames, toPortBytes, fromPortFrames, fromPortBytes, dropNoBuffer, dropNotReady, dropRunt, dropTooBig, dropPortError, learnTableFull. */
   counters: Record<string, bigint>;
 }

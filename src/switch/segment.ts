@@ -112,7 +112,8 @@ export class Segment {
           kind: p.kind as PortInfo['kind'],
           mac: guest?.mac,
           vlan: p.vlan || undefined,
-          state: 'connected' as const,
+          // A guest port lives as long as its connection; an uplink whose peer left stays listed, broken.
+          state: guest || p.attached ? ('connected' as const) : ('broken' as const),
           rxFrames: c.toPortFrames,
           txFrames: c.fromPortFrames,
           rxBytes: c.toPortBytes,

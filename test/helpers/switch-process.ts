@@ -9,12 +9,6 @@ import { bootGuest, parsePing, type Guest, type PingFigures } from './guest.ts';
 import { CLI } from './backend-process.ts';
 import { mustRun, spawnLogged, type LoggedProcess, type Teardown } from './proc.ts';
 
-/**
- * `no_timer_check`: under TCG on a loaded machine the kernel's IO-APIC timer check can miss its
- * window and panic ("IO-APIC + timer doesn't work"); the check is pointless in a VM.
- */
-export const GUEST_KERNEL_ARGS = ['no_timer_check'];
-
 export interface SwitchProcess {
   process: LoggedProcess;
   socketPath: string;
@@ -67,7 +61,6 @@ export async function bootOnSwitch(t: Teardown, sw: SwitchProcess, name: string,
     netdevArgs: ['-chardev', `socket,id=c0,path=${sw.socketPath}`, '-netdev', 'vhost-user,id=n0,chardev=c0'],
     deviceArgs: `virtio-net-pci,netdev=n0,mac=${mac},vectors=0`,
     guestIp: 'dhcp',
-    extraKernelArgs: GUEST_KERNEL_ARGS,
     teardown: t,
   });
   await guest.ready();

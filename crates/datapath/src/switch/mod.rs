@@ -91,6 +91,12 @@ impl SwitchPort {
         }
     }
 
+    /// Whether frames forwarded to this port can go anywhere: false while a guest's RX ring is not
+    /// started (or after it broke), and once a stream uplink's peer has left.
+    pub fn is_attached(&self) -> bool {
+        !matches!(*self.sink(), Sink::Detached)
+    }
+
     fn attach_writer(&self, writer: Box<dyn FrameWriter>) {
         *self.sink() = Sink::Writer(writer);
     }

@@ -133,3 +133,14 @@ fn a_detached_guest_port_counts_not_ready_and_never_blocks_the_sender() {
     assert_eq!(counters["dropNotReady"], 1000);
     assert_eq!(count(&c_log), 1000);
 }
+
+#[test]
+fn a_port_is_attached_only_while_its_frames_can_go_somewhere() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let guest = sw.add_port("guest", PortKind::VhostUser, 0);
+    assert!(!guest.is_attached(), "no RX ring yet");
+    let (uplink, _log) = port(&sw, "uplink", 0);
+    assert!(uplink.is_attached());
+    sw.remove_port(uplink.id);
+    assert!(!uplink.is_attached(), "a removed port lets go of its writer");
+}

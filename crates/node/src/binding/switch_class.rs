@@ -62,7 +62,7 @@ macro_rules! method {
     };
 }
 
-// `ports()` → [{ id, name, kind, vlan, counters: { name: bigint } }].
+// `ports()` → [{ id, name, kind, vlan, attached, counters: { name: bigint } }].
 method!(ports, |env, handle, _call| {
     let ports = handle.switch.ports();
     let mut array = ptr::null_mut();
@@ -73,6 +73,7 @@ method!(ports, |env, handle, _call| {
         set(env, row, c"name", string(env, &port.name)?)?;
         set(env, row, c"kind", string(env, &port.kind.to_string())?)?;
         set(env, row, c"vlan", uint32(env, port.vlan as u32)?)?;
+        set(env, row, c"attached", boolean(env, port.is_attached())?)?;
         let counters = object(env)?;
         for (name, value) in port.counters.snapshot() {
             let key = std::ffi::CString::new(name).expect("static counter names have no NUL");
