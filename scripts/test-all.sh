@@ -20,8 +20,9 @@ tier() {
   "$@" 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]}
   local p f
-  p=$( (grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+'; grep -Eo '^ *[0-9]+ tests? passed' "$log" | grep -Eo '[0-9]+') | awk '{s+=$1} END {print s+0}')
-  f=$( (grep -Eo '[0-9]+ failed;' "$log" | grep -Eo '[0-9]+'; grep -Eo '^ *[0-9]+ (tests?|uncaught exceptions?|unhandled rejections?|known failures?) failed' "$log" | grep -Eo '^ *[0-9]+') | awk '{s+=$1} END {print s+0}')
+  # cargo: "test result: ok. N passed; M failed"; ava (not a TTY): one ✔ or ✘ line per test.
+  p=$( (grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+'; echo "$(grep -Ec '^ *✔' "$log")") | awk '{s+=$1} END {print s+0}')
+  f=$( (grep -Eo '[0-9]+ failed;' "$log" | grep -Eo '[0-9]+'; echo "$(grep -Ec '^ *✘' "$log")") | awk '{s+=$1} END {print s+0}')
   passed=$((passed + ${p:-0}))
   failed=$((failed + ${f:-0}))
   if [ "$status" != 0 ]; then
