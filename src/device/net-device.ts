@@ -22,7 +22,7 @@ export interface NetDeviceOptions {
 }
 
 /** The offload features: partial checksums and GSO frames in either direction. */
-const OFFLOAD_FEATURES = new Set([
+const OFFLOAD_FEATURES = [
   VirtioFeature.VIRTIO_NET_F_CSUM,
   VirtioFeature.VIRTIO_NET_F_GUEST_CSUM,
   VirtioFeature.VIRTIO_NET_F_GUEST_TSO4,
@@ -33,22 +33,13 @@ const OFFLOAD_FEATURES = new Set([
   VirtioFeature.VIRTIO_NET_F_HOST_TSO6,
   VirtioFeature.VIRTIO_NET_F_HOST_ECN,
   VirtioFeature.VIRTIO_NET_F_HOST_UFO,
-]);
+];
 
-/** Virtio features offered to every driver (see README, "Features"). */
+/** Virtio features offered to every driver (see README, "What is negotiated"). */
 const BASE_FEATURES = [
-  VirtioFeature.VIRTIO_NET_F_CSUM,
-  VirtioFeature.VIRTIO_NET_F_GUEST_CSUM,
+  ...OFFLOAD_FEATURES,
   VirtioFeature.VIRTIO_NET_F_MTU,
   VirtioFeature.VIRTIO_NET_F_MAC,
-  VirtioFeature.VIRTIO_NET_F_GUEST_TSO4,
-  VirtioFeature.VIRTIO_NET_F_GUEST_TSO6,
-  VirtioFeature.VIRTIO_NET_F_GUEST_ECN,
-  VirtioFeature.VIRTIO_NET_F_GUEST_UFO,
-  VirtioFeature.VIRTIO_NET_F_HOST_TSO4,
-  VirtioFeature.VIRTIO_NET_F_HOST_TSO6,
-  VirtioFeature.VIRTIO_NET_F_HOST_ECN,
-  VirtioFeature.VIRTIO_NET_F_HOST_UFO,
   VirtioFeature.VIRTIO_NET_F_MRG_RXBUF,
   VirtioFeature.VIRTIO_NET_F_STATUS,
   VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC,
@@ -82,7 +73,7 @@ export class NetDevice {
     this.mac = options.mac;
     this.mtu = options.mtu ?? DEFAULT_MTU;
     let features = options.queuePairs > 1 ? [...BASE_FEATURES, VirtioFeature.VIRTIO_NET_F_MQ] : BASE_FEATURES;
-    if (options.offloads === false) features = features.filter((f) => !OFFLOAD_FEATURES.has(f));
+    if (options.offloads === false) features = features.filter((f) => !OFFLOAD_FEATURES.includes(f));
     this.offeredFeatures = featureMask(...features);
     this.offeredProtocolFeatures = featureMask(...PROTOCOL_FEATURES);
   }

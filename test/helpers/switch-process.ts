@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootGuest, parsePing, type Guest, type PingFigures } from './guest.ts';
+import { bootGuest, type Guest } from './guest.ts';
 import { CLI } from './backend-process.ts';
 import { mustRun, spawnLogged, type LoggedProcess, type Teardown } from './proc.ts';
 
@@ -76,7 +76,4 @@ export async function addressOf(guest: Guest): Promise<string> {
 }
 
 /** `ping -c count` from the guest, at most 15 s. */
-export async function ping(guest: Guest, address: string, count = 5): Promise<PingFigures> {
-  const result = await guest.run(`ping -c ${count} -i 0.2 -w 15 ${address}`, 30_000);
-  return parsePing(result.output);
-}
+export { pingFromGuest as ping } from './ping.ts';

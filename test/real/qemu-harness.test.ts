@@ -3,7 +3,8 @@
 // module reload in the guest. The same steps later run with `-netdev vhost-user` on our back-end.
 
 import test, { type ExecutionContext } from 'ava';
-import { bootGuest, guestMac, parseIperf3Json, parsePing, type Guest } from '../helpers/guest.ts';
+import { bootGuest, guestMac, parseIperf3Json, type Guest } from '../helpers/guest.ts';
+import { pingFromGuest, pingFromNamespace } from '../helpers/ping.ts';
 import { createTap, NetNs, privateSubnet, type Subnet } from '../helpers/netns.ts';
 
 interface TapGuest {
@@ -37,16 +38,6 @@ async function startTapGuest(t: ExecutionContext, name: string): Promise<TapGues
   return { guest, ns, subnet };
 }
 
-async function pingFromGuest(guest: Guest, address: string) {
-  const result = await guest.run(`ping -c 5 -i 0.2 -w 15 ${address}`, 30_000);
-  return { ...parsePing(result.output), code: result.code };
-}
-
-async function pingFromHost(ns: NetNs, address: string) {
-  const result = await ns.exec('busybox', ['ping', '-c', '5', '-i', '0.2', '-w', '15', address], { timeoutMs: 30_000 });
-  return { ...parsePing(result.stdout), code: result.code };
-}
-
 const mbps = (bitsPerSecond: number) => `${(bitsPerSecond / 1e6).toFixed(1)} Mbit/s`;
 
 test.serial('tap guest: ping both ways and iperf3 TCP both ways', async (t) => {
@@ -57,7 +48,7 @@ test.serial('tap guest: ping both ways and iperf3 TCP both ways', async (t) => {
   t.is(guestToHost.code, 0);
   t.is(guestToHost.received, guestToHost.transmitted);
 
-  const hostToGuest = await pingFromHost(ns, subnet.guestIp);
+  const hostToGuest = await pingFromNamespace(ns, subnet.guestIp);
   t.log(`ping host→guest: ${hostToGuest.received}/${hostToGuest.transmitted}, avg ${hostToGuest.avgMs} ms`);
   t.is(hostToGuest.code, 0);
   t.is(hostToGuest.received, hostToGuest.transmitted);
@@ -89,7 +80,7 @@ test.serial('tap guest: virtio_net unload and reload, then ping again', async (t
   const guestToHost = await pingFromGuest(guest, subnet.hostIp);
   t.log(`after reload, ping guest→host: ${guestToHost.received}/${guestToHost.transmitted}, avg ${guestToHost.avgMs} ms`);
   t.is(guestToHost.received, guestToHost.transmitted);
-  const hostToGuest = await pingFromHost(ns, subnet.guestIp);
+  const hostToGuest = await pingFromNamespace(ns, subnet.guestIp);
   t.log(`after reload, ping host→guest: ${hostToGuest.received}/${hostToGuest.transmitted}, avg ${hostToGuest.avgMs} ms`);
   t.is(hostToGuest.received, hostToGuest.transmitted);
 

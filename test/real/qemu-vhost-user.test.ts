@@ -6,7 +6,8 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
-import { bootGuest, guestMac, parseIperf3Json, parsePing, type Guest } from '../helpers/guest.ts';
+import { bootGuest, guestMac, parseIperf3Json, type Guest } from '../helpers/guest.ts';
+import { pingFromGuest, pingFromNamespace } from '../helpers/ping.ts';
 import { createTap, NetNs, privateSubnet, uniqueName, type Subnet } from '../helpers/netns.ts';
 import { negotiatedFeatureNames, startBackendProcess, type BackendProcess } from '../helpers/backend-process.ts';
 
@@ -48,16 +49,6 @@ async function startGuest(t: ExecutionContext, name: string, queuePairs = 1): Pr
   return { guest, ns, subnet, backend };
 }
 
-async function pingFromGuest(guest: Guest, address: string) {
-  const result = await guest.run(`ping -c 5 -i 0.2 -w 15 ${address}`, 30_000);
-  return { ...parsePing(result.output), code: result.code };
-}
-
-async function pingFromHost(ns: NetNs, address: string) {
-  const result = await ns.exec('busybox', ['ping', '-c', '5', '-i', '0.2', '-w', '15', address], { timeoutMs: 30_000 });
-  return { ...parsePing(result.stdout), code: result.code };
-}
-
 const mbps = (bitsPerSecond: number) => `${(bitsPerSecond / 1e6).toFixed(1)} Mbit/s`;
 
 function backendLog(backend: BackendProcess): string {
@@ -71,7 +62,7 @@ test.serial('QEMU guest on vhost-user: features, ping both ways, iperf3 TCP both
   t.log(`ping guest→host: ${guestToHost.received}/${guestToHost.transmitted}, avg ${guestToHost.avgMs} ms`);
   t.is(guestToHost.received, guestToHost.transmitted);
   t.true(guestToHost.transmitted > 0);
-  const hostToGuest = await pingFromHost(ns, subnet.guestIp);
+  const hostToGuest = await pingFromNamespace(ns, subnet.guestIp);
   t.log(`ping host→guest: ${hostToGuest.received}/${hostToGuest.transmitted}, avg ${hostToGuest.avgMs} ms`);
   t.is(hostToGuest.received, hostToGuest.transmitted);
 
@@ -106,7 +97,7 @@ test.serial('QEMU guest on vhost-user: virtio_net unload and reload renegotiates
   const guestToHost = await pingFromGuest(guest, subnet.hostIp);
   t.log(`after reload, ping guest→host: ${guestToHost.received}/${guestToHost.transmitted}, avg ${guestToHost.avgMs} ms`);
   t.is(guestToHost.received, guestToHost.transmitted);
-  const hostToGuest = await pingFromHost(ns, subnet.guestIp);
+  const hostToGuest = await pingFromNamespace(ns, subnet.guestIp);
   t.is(hostToGuest.received, hostToGuest.transmitted);
   const negotiations = [...backendLog(backend).matchAll(/features negotiated/g)].length;
   t.true(negotiations >= 2, `features negotiated ${negotiations} times`);
