@@ -21,6 +21,8 @@ export interface GuestOptions {
   memoryMiB?: number;
   /** vCPUs; default 1. */
   cpus?: number;
+  /** QEMU's `-cpu` model; default 'max' (use a migratable one, e.g. 'qemu64', to live-migrate). */
+  cpuModel?: string;
   /** eth0's address with prefix length, e.g. '10.77.1.2/24' (kernel command line `vu.ip=`). */
   guestIp?: string;
   /** More kernel command line words, e.g. ['vu.mtu=9000', 'vu.debug=1']. */
@@ -125,6 +127,7 @@ export async function bootGuest(options: GuestOptions): Promise<Guest> {
     initrd: image.initrd,
     memoryMiB: options.memoryMiB ?? 256,
     cpus: options.cpus ?? 1,
+    cpuModel: options.cpuModel,
     kernelArgs,
     netdevArgs: options.netdevArgs,
     deviceArgs: options.deviceArgs,

@@ -104,7 +104,7 @@ impl DirtyLog {
 }
 
 /// Byte offset and bit mask of `page` in a bitmap of native-endian 64-bit words.
-pub fn bit_position(page: u64) -> (u64, u8) {
+fn bit_position(page: u64) -> (u64, u8) {
     let word = page / 64;
     let bit = page % 64;
     let byte_in_word = if cfg!(target_endian = "little") { bit / 8 } else { 7 - bit / 8 };
