@@ -20,6 +20,7 @@ use vring::{DirtyLog, DirtyLogError, GuestMemory, MemoryError, MemoryRegion, Que
 
 use crate::counters::{Counters, CountersSnapshot};
 use crate::eventfd;
+use crate::pair_fault::PairFault;
 use crate::rarp::rarp_announce;
 use crate::attachment::Attachment;
 use crate::switch::{GuestRx, PortKind, Switch, SwitchPort};
@@ -424,13 +425,15 @@ impl NetDevice {
         let mut rx = self.ring_setup(pair * 2)?;
         let tx = self.ring_setup(pair * 2 + 1)?;
         let hdr_len = vnet_hdr_len(self.features);
+        let pair_fault = Arc::new(PairFault::default());
         // In switch mode the RX ring goes to the switch port, which fills it from any sender.
         let switch_rx = if self.attachment.switch_port().is_some() { rx.take() } else { None };
         if let Some(setup) = switch_rx {
             let port = self.attachment.switch_port().expect("switch mode");
             let queue = SplitQueue::new(self.worker_memory(), setup.state).map_err(|source| DeviceError::Ring { index: pair * 2, source })?;
             let mrg_rxbuf = has(self.features, VIRTIO_NET_F_MRG_RXBUF);
-            port.attach_guest_rx(GuestRx::new(queue, setup.call, setup.enabled, mrg_rxbuf, hdr_len), self.fault_reporter(pair));
+            // The port detaches a ring that broke itself (and calls this under its lock).
+            port.attach_guest_rx(GuestRx::new(queue, setup.call, setup.enabled, mrg_rxbuf, hdr_len), self.fault_reporter(pair, &pair_fault, None));
         }
         if rx.is_none() && tx.is_none() {
             return Ok(());
@@ -444,7 +447,9 @@ impl NetDevice {
             vnet_hdr_len: hdr_len,
             max_rx_frame: max_rx_frame(self.features, self.mtu, hdr_len),
             counters: self.counters[pair as usize].clone(),
-            on_fault: self.fault_reporter(pair),
+            // A TX fault cuts off the RX ring the switch port serves, too.
+            on_fault: self.fault_reporter(pair, &pair_fault, self.attachment.switch_port().cloned()),
+            pair_fault,
         };
         let worker = Worker::start(config).map_err(|source| DeviceError::Worker { queue_pair: pair, source })?;
         self.workers[pair as usize] = Some(worker);
@@ -459,12 +464,22 @@ impl NetDevice {
         }
     }
 
-    /// On a guest fault: signal the pair's error eventfds (SET_VRING_ERR) and tell the control plane.
-    fn fault_reporter(&self, pair: u16) -> Box<dyn Fn(String) + Send> {
+    /// On the pair's first guest fault (either ring, any thread): detach `switch_rx`'s RX ring if
+    /// given, signal the pair's error eventfds (SET_VRING_ERR) and tell the control plane. Later
+    /// faults of the same pair are not reported again.
+    fn fault_reporter(&self, pair: u16, pair_fault: &Arc<PairFault>, switch_rx: Option<Arc<SwitchPort>>) -> Box<dyn Fn(String) + Send> {
         let err_fds: Vec<Arc<OwnedFd>> =
             [pair * 2, pair * 2 + 1].iter().filter_map(|&i| self.vrings[i as usize].err.clone()).collect();
         let on_event = self.on_event.clone();
+        let pair_fault = pair_fault.clone();
         Box::new(move |message| {
+            if !pair_fault.trip() {
+                return;
+            }
+            // Called on the worker thread, which holds no port lock (it never forwards to its own port).
+            if let Some(port) = &switch_rx {
+                port.detach_guest_rx();
+            }
             err_fds.iter().for_each(|fd| eventfd::signal(fd));
             on_event(DeviceEvent::Fault { queue_pair: pair, message });
         })

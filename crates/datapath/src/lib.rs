@@ -8,6 +8,7 @@ pub mod device;
 pub mod switch;
 mod epoll;
 mod eventfd;
+pub mod pair_fault;
 pub mod port;
 pub mod rarp;
 mod ring;
@@ -17,5 +18,6 @@ mod tx;
 pub mod worker;
 
 pub use counters::{Counters, CountersSnapshot};
+pub use pair_fault::PairFault;
 pub use tap::{AppliedOffloads, Tap, TapError};
 pub use worker::{RingSetup, Worker, WorkerConfig, WorkerError, WorkerReport};

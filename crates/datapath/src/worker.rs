@@ -18,6 +18,7 @@ use vring::{GuestMemory, QueueError, QueueState, SplitQueue};
 use crate::counters::Counters;
 use crate::epoll::{Epoll, Ready, NOTHING, READABLE};
 use crate::eventfd;
+use crate::pair_fault::PairFault;
 use crate::port::Port;
 use crate::ring::Ring;
 use crate::rx::{RxRing, RxState};
@@ -50,6 +51,9 @@ pub struct WorkerConfig {
     pub counters: Arc<Counters>,
     /// Called once, from the worker thread, with a one-line reason when the guest breaks a ring.
     pub on_fault: Box<dyn Fn(String) + Send>,
+    /// The pair's fault latch, shared with whatever serves its RX ring elsewhere (the switch port):
+    /// once tripped, the worker stops serving at its next wake-up, as after a fault of its own.
+    pub pair_fault: Arc<PairFault>,
 }
 
 /// What `stop` hands back: the rings' state (for GET_VRING_BASE or restarting them elsewhere)
@@ -197,6 +201,7 @@ impl Worker {
             port_watched: false,
             counters: cfg.counters,
             on_fault: cfg.on_fault,
+            pair_fault: cfg.pair_fault,
             fault: None,
         };
         let thread = std::thread::Builder::new()
@@ -250,6 +255,7 @@ struct QueuePair {
     port_watched: bool,
     counters: Arc<Counters>,
     on_fault: Box<dyn Fn(String) + Send>,
+    pair_fault: Arc<PairFault>,
     fault: Option<String>,
 }
 
@@ -285,6 +291,10 @@ impl QueuePair {
                     PORT => rx_more = true,
                     _ => {}
                 }
+            }
+            if self.fault.is_none() && self.pair_fault.is_tripped() {
+                // Reported where the RX ring broke; this worker only stops.
+                self.stop_serving("the queue pair's RX virtqueue broke".into());
             }
             if self.fault.is_some() {
                 continue;
@@ -350,6 +360,12 @@ impl QueuePair {
         if self.fault.is_some() {
             return;
         }
+        (self.on_fault)(reason.clone());
+        self.stop_serving(reason);
+    }
+
+    /// Unregisters the kick and port fds: from now on only the control fd is watched.
+    fn stop_serving(&mut self, reason: String) {
         // Unregistering cannot usefully fail (the fds were registered in start); a stale
         // registration would only cost wake-ups until stop().
         if let Some(rx) = &self.rx {
@@ -361,7 +377,6 @@ impl QueuePair {
         if let Some(tx) = &self.tx {
             let _ = self.epoll.delete(tx.ring.kick.as_raw_fd());
         }
-        (self.on_fault)(reason.clone());
         self.fault = Some(reason);
     }
 

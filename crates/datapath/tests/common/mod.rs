@@ -365,6 +365,7 @@ impl Rig {
             max_rx_frame: self.max_rx_frame,
             counters: self.counters.clone(),
             on_fault: Box::new(move |reason| faults.lock().unwrap().push(reason)),
+            pair_fault: Arc::default(),
         }
     }
 
