@@ -162,6 +162,9 @@ async function migrateBackAndForth(t: ExecutionContext, variant: Variant, label:
   await vm.guest.ready();
   t.log(`guest ready after ${Date.now() - booting} ms`);
   await vm.guest.mustRun(`ping -c 1 -w 10 ${subnet.hostIp}`, 20_000);
+  // Migrating a guest still in its first seconds of boot has crashed the destination kernel under
+  // TCG on a loaded host (a QEMU/TCG matter: seen with -netdev user too); let the boot settle.
+  await vm.guest.mustRun('while [ "$(cut -d. -f1 /proc/uptime)" -lt 10 ]; do sleep 1; done', 30_000);
 
   for (let i = 1; i <= variant.migrations; i++) {
     const target = sides[i % 2];

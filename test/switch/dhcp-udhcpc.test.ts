@@ -99,7 +99,7 @@ test.serial('busybox udhcpc: bound, unicast renew, release', async (t) => {
   await mustRun('kill', ['-USR1', String(client.pid)]);
   const renewed = await waitFor('udhcpc renew', () => readEvents().find((e) => e.startsWith('renew ')));
   t.true(renewed.startsWith(`renew ip=${expectedIp} `));
-  t.is(server.counters().ack, acksBefore + 1);
+  t.true(server.counters().ack >= acksBefore + 1, "the renewal was acked (a slow machine may see udhcpc retransmit it)");
   t.true(server.counters().arpReplies >= 1, 'the server address was resolved by ARP');
   const addr = JSON.parse(await mustRun('ip', ['-n', ns.name, '-json', 'addr', 'show', clientIf]))[0].addr_info as { local: string }[];
   t.true(addr.some((a) => a.local === expectedIp));
