@@ -12,19 +12,26 @@ import { VirtioFeature as F } from '../protocol/virtio-features.ts';
 import { describeFeatures } from '../protocol/feature-bits.ts';
 import { MAX_MEM_SLOTS, MAX_MTU, MAX_QUEUE_SIZE, MIN_MTU } from '../device/limits.ts';
 import { SessionError } from './errors.ts';
+import { addCounters, decodeDeviceState, DEVICE_STATE_VERSION, encodeDeviceState, MAX_DEVICE_STATE_BYTES, type DeviceState } from '../migration/device-state.ts';
+import { readStateAndClose, writeStateAndClose } from '../migration/state-channel.ts';
+import { DeviceStateDirection, DeviceStatePhase } from '../protocol/payloads.ts';
+import { formatMac } from '../device/mac.ts';
 import type { FdBag } from './fd-bag.ts';
-import type { Session } from './session.ts';
+import type { DeviceStateTransferView, Session } from './session.ts';
 
 /** VIRTIO_CONFIG_S_* bits the driver may set (virtio 1.2 §2.1). */
 const DEVICE_STATUS_MASK = 0xff;
 /** The largest config window a GET_CONFIG may ask for (VHOST_USER_MAX_CONFIG_SIZE). */
 const MAX_CONFIG_SIZE = 256;
 
-export type HandlerResult = { request: R; payload: ReplyPayloads[keyof ReplyPayloads] } | undefined;
+/** A reply with data. */
+export type ReplyResult = { request: R; payload: ReplyPayloads[keyof ReplyPayloads] };
+/** A reply, nothing (REPLY_ACK if asked), or a reply that comes once work off the event loop ended. */
+export type HandlerResult = ReplyResult | { later: Promise<ReplyResult> } | undefined;
 type Handler<K extends R> = (s: Session, req: RequestOf<K>, fds: FdBag) => HandlerResult;
 type HandlerTable = { [K in R]?: Handler<K> };
 
-function reply<K extends keyof ReplyPayloads>(request: K, payload: ReplyPayloads[K]): HandlerResult {
+function reply<K extends keyof ReplyPayloads>(request: K, payload: ReplyPayloads[K]): ReplyResult {
   return { request, payload };
 }
 
@@ -136,6 +143,91 @@ function onSendRarp(s: Session, req: RequestOf<R.SEND_RARP>): HandlerResult {
   return undefined;
 }
 
+/** SET_DEVICE_STATE_FD reply: bits 0–7 zero on success; bit 8 "no fd returned" (we use the front-end's channel). */
+const DEVICE_STATE_FD_OK_NO_FD = 1n << 8n;
+const DEVICE_STATE_FD_FAILED = DEVICE_STATE_FD_OK_NO_FD | 1n;
+/** CHECK_DEVICE_STATE reply: 0 = the last transfer succeeded. */
+const DEVICE_STATE_FAILED = 1n;
+
+/**
+ * Opens a back-end state transfer (spec "Migrating back-end state") over the front-end's channel:
+ * SAVE writes this port's state into it and closes it; LOAD reads it to end of file, then checks
+ * and applies it. Both run after the reply (the front-end reads or writes only then); the outcome
+ * is for CHECK_DEVICE_STATE. A refused request replies failure and changes nothing.
+ */
+function onSetDeviceStateFd(s: Session, req: RequestOf<R.SET_DEVICE_STATE_FD>, fds: FdBag): HandlerResult {
+  requireProtocolFeature(s, P.DEVICE_STATE, 'SET_DEVICE_STATE_FD');
+  const { direction, phase } = req.transfer;
+  const refuse = (why: string) => {
+    s.log.warn('device state transfer refused', { reason: why });
+    return reply(R.SET_DEVICE_STATE_FD, DEVICE_STATE_FD_FAILED);
+  };
+  if (phase !== DeviceStatePhase.STOPPED) return refuse(`phase ${phase} (only STOPPED = 0 exists)`);
+  if (direction !== DeviceStateDirection.SAVE && direction !== DeviceStateDirection.LOAD) return refuse(`direction ${direction}`);
+  if (s.deviceStateTransfer && !s.deviceStateTransfer.done) return refuse('a transfer is still running');
+  const fd = fds.take();
+  const transfer: DeviceStateTransferView = { direction: direction === DeviceStateDirection.SAVE ? 'save' : 'load', done: false, settled: Promise.resolve() };
+  const work = direction === DeviceStateDirection.SAVE ? writeStateAndClose(fd, encodeDeviceState(captureDeviceState(s))) : loadDeviceState(s, fd);
+  transfer.settled = work.then(
+    () => {
+      transfer.done = true;
+      s.log.info(`device state ${transfer.direction === 'save' ? 'saved' : 'loaded'}`);
+    },
+    (error: Error) => {
+      Object.assign(transfer, { done: true, error });
+      s.log.warn(`device state ${transfer.direction} failed`, { code: (error as { code?: string }).code, error: error.message });
+    },
+  );
+  s.deviceStateTransfer = transfer;
+  return reply(R.SET_DEVICE_STATE_FD, DEVICE_STATE_FD_OK_NO_FD);
+}
+
+/** Whether the last transfer succeeded; waits for it when it is still running (spec: the back-end answers once it knows). */
+function onCheckDeviceState(s: Session): HandlerResult {
+  requireProtocolFeature(s, P.DEVICE_STATE, 'CHECK_DEVICE_STATE');
+  const transfer = s.deviceStateTransfer;
+  if (!transfer) return reply(R.CHECK_DEVICE_STATE, DEVICE_STATE_FAILED);
+  const result = () => reply(R.CHECK_DEVICE_STATE, transfer.error ? DEVICE_STATE_FAILED : 0n);
+  return transfer.done ? result() : { later: transfer.settled.then(result) };
+}
+
+/** This port's state now: rings stopped by GET_VRING_BASE, counters including those carried here. */
+function captureDeviceState(s: Session): DeviceState {
+  const live = s.dataPlane.counters();
+  const counters = Array.from({ length: s.device.queuePairs }, (_, i) => live[i] ?? zeroCounters());
+  return {
+    version: DEVICE_STATE_VERSION,
+    mac: s.device.mac,
+    mtu: s.device.mtu,
+    queuePairs: s.device.queuePairs,
+    features: s.ackedFeatures ?? 0n,
+    vrings: s.vrings.flatMap((v, index) => (!v.started && v.nextAvail !== undefined ? [{ index, nextAvail: v.nextAvail }] : [])),
+    counters: s.carriedCounters ? addCounters(counters, s.carriedCounters) : counters,
+  };
+}
+
+function zeroCounters() {
+  return { rxFrames: 0n, rxBytes: 0n, rxDroppedNoBuffer: 0n, rxTruncated: 0n, txFrames: 0n, txBytes: 0n, txDropped: 0n, txErrors: 0n };
+}
+
+/** Reads a state, checks it against this device, then applies it — all checks before any change. */
+async function loadDeviceState(s: Session, fd: number): Promise<void> {
+  const state = decodeDeviceState(await readStateAndClose(fd, MAX_DEVICE_STATE_BYTES));
+  if (state.queuePairs !== s.device.queuePairs) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_DEVICE_STATE_FD', `the state has ${state.queuePairs} queue pairs, this device ${s.device.queuePairs}`);
+  const unknown = state.features & ~s.device.offeredFeatures;
+  if (unknown !== 0n) throw new SessionError('VU_ERR_NOT_NEGOTIATED', 'SET_DEVICE_STATE_FD', `the source's driver uses features this back-end does not offer: 0x${unknown.toString(16)}`);
+  for (const { index, nextAvail } of state.vrings) {
+    const here = s.vrings[index].nextAvail;
+    if (here !== undefined && here !== nextAvail) {
+      throw new SessionError('VU_ERR_BAD_VALUE', 'SET_DEVICE_STATE_FD', `ring base ${nextAvail} differs from SET_VRING_BASE ${here}`, index);
+    }
+  }
+  s.device.mac = state.mac;
+  s.device.mtu = state.mtu;
+  s.carriedCounters = state.counters;
+  s.log.info('device state applied', { mac: formatMac(state.mac), mtu: state.mtu, rings: state.vrings.length });
+}
+
 function onSetVringNum(s: Session, req: RequestOf<R.SET_VRING_NUM>): HandlerResult {
   const { index, num } = req.state;
   checkQueueIndex(s, index, 'SET_VRING_NUM');
@@ -159,6 +251,8 @@ function onSetVringBase(s: Session, req: RequestOf<R.SET_VRING_BASE>): HandlerRe
   checkQueueIndex(s, index, 'SET_VRING_BASE');
   if (num > 0xffff) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_BASE', `split-ring base ${num} exceeds 16 bits (packed rings are not offered)`, index);
   s.dataPlane.setVringBase(index, num);
+  s.vrings[index].nextAvail = num;
+  s.log.debug('ring base set', { queue: index, nextAvail: num });
   return undefined;
 }
 
@@ -167,7 +261,7 @@ function onGetVringBase(s: Session, req: RequestOf<R.GET_VRING_BASE>): HandlerRe
   const { index } = req.state;
   checkQueueIndex(s, index, 'GET_VRING_BASE');
   const nextAvail = s.dataPlane.getVringBase(index);
-  s.vrings[index].started = false;
+  Object.assign(s.vrings[index], { started: false, nextAvail });
   s.log.debug('ring stopped', { queue: index, nextAvail });
   return reply(R.GET_VRING_BASE, { index, num: nextAvail });
 }
@@ -281,4 +375,6 @@ export const HANDLERS: HandlerTable = {
   [R.REM_MEM_REG]: onRemMemReg,
   [R.SET_STATUS]: onSetStatus,
   [R.GET_STATUS]: onGetStatus,
+  [R.SET_DEVICE_STATE_FD]: onSetDeviceStateFd,
+  [R.CHECK_DEVICE_STATE]: onCheckDeviceState,
 };

@@ -22,7 +22,8 @@ import type { NetDevice } from '../device/net-device.ts';
 import type { Logger } from '../log.ts';
 import { FdBag } from './fd-bag.ts';
 import { errorCode } from './errors.ts';
-import { HANDLERS, type HandlerResult } from './handlers.ts';
+import { HANDLERS, type HandlerResult, type ReplyResult } from './handlers.ts';
+import type { QueuePairCounters } from '../device/data-plane.ts';
 
 /** Where replies go: the connection, or a test's recorder. */
 export interface ReplyChannel {
@@ -35,6 +36,16 @@ export interface VringView {
   num: number;
   started: boolean;
   enabled: boolean;
+  /** The ring's base as last set (SET_VRING_BASE) or returned when it stopped (GET_VRING_BASE). */
+  nextAvail?: number;
+}
+
+/** The last SET_DEVICE_STATE_FD transfer: `settled` resolves (never rejects) once it ended, `error` set if it failed. */
+export interface DeviceStateTransferView {
+  direction: 'save' | 'load';
+  settled: Promise<void>;
+  done: boolean;
+  error?: Error;
 }
 
 export class Session {
@@ -46,7 +57,14 @@ export class Session {
   status = 0;
   hasMemory = false;
   readonly vrings: VringView[];
+  /** The last back-end state transfer (VHOST_USER_PROTOCOL_F_DEVICE_STATE), for CHECK_DEVICE_STATE. */
+  deviceStateTransfer: DeviceStateTransferView | undefined;
+  /** Counter totals a loaded device state brought from earlier hosts; a saved state adds them to ours. */
+  carriedCounters: QueuePairCounters[] | undefined;
   private closed = false;
+  /** Messages that arrived while a reply was deferred: handled in order once it is sent. */
+  private readonly held: { bytes: Uint8Array; fds: number[] }[] = [];
+  private deferring = false;
 
   constructor(
     readonly device: NetDevice,
@@ -68,6 +86,10 @@ export class Session {
 
   /** Handles one message exactly as received (header + payload) with the fds that came with it. */
   onMessage(bytes: Uint8Array, fds: number[]): void {
+    if (this.deferring) {
+      this.held.push({ bytes, fds });
+      return;
+    }
     const bag = new FdBag(fds, this.closeFd);
     try {
       this.handle(bytes, bag);
@@ -101,11 +123,33 @@ export class Session {
       else if (wantsAck) this.send(encodeReplyAck(request.request, 1n));
       return;
     }
-    if (result !== undefined) {
+    if (result !== undefined && 'later' in result) {
+      this.deferReply(name, result.later);
+    } else if (result !== undefined) {
       this.send(encodeReply(result.request as RepliedRequest, result.payload as ReplyPayloads[RepliedRequest]));
     } else if (wantsAck) {
       this.send(encodeReplyAck(request.request, 0n));
     }
+  }
+
+  /**
+   * A reply that waits for work off the event loop (CHECK_DEVICE_STATE waits for the transfer):
+   * later messages are held, then handled in order, so replies keep the order of requests.
+   */
+  private deferReply(name: string, later: Promise<ReplyResult>): void {
+    this.deferring = true;
+    later
+      .then(
+        (result) => this.send(encodeReply(result.request as RepliedRequest, result.payload as ReplyPayloads[RepliedRequest])),
+        (error: Error) => {
+          this.log.warn('request failed', { request: name, code: errorCode(error), error: error.message });
+          this.close(`${name} failed and its reply cannot say so`);
+        },
+      )
+      .finally(() => {
+        this.deferring = false;
+        for (const { bytes, fds } of this.held.splice(0)) this.onMessage(bytes, fds);
+      });
   }
 
   private send(bytes: Uint8Array): void {
@@ -131,6 +175,7 @@ export class Session {
   /** The connection is gone: stop the rings and release guest memory and every fd. */
   teardown(): void {
     this.closed = true;
+    for (const { fds } of this.held.splice(0)) fds.forEach(this.closeFd);
     this.dataPlane.reset();
   }
 

@@ -59,11 +59,14 @@ const PROTOCOL_FEATURES = [
   VhostUserProtocolFeature.CONFIG,
   VhostUserProtocolFeature.CONFIGURE_MEM_SLOTS,
   VhostUserProtocolFeature.STATUS,
+  // Back-end state (MAC, MTU, ring bases, counters) travels with a migration (SET_DEVICE_STATE_FD).
+  VhostUserProtocolFeature.DEVICE_STATE,
 ];
 
 export class NetDevice {
   readonly queuePairs: number;
-  readonly mac: MacAddress;
+  /** Set at start; a loaded device state (live migration) replaces it. */
+  mac: MacAddress;
   mtu: number;
   readonly offeredFeatures: bigint;
   readonly offeredProtocolFeatures: bigint;

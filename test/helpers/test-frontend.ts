@@ -139,9 +139,9 @@ export class TestFrontend {
    * The negotiation QEMU does before the guest driver runs, then the guest's: features (all
    * offered except those in `withoutFeatures`, and except VHOST_F_LOG_ALL, which a front-end sets
    * only while it migrates), protocol features, owner, memory table, and every ring set up,
-   * started and enabled.
+   * started and enabled (at `ringBases`, as a migration destination is, else at 0).
    */
-  async negotiate(opts: { withoutFeatures?: F[]; withoutProtocolFeatures?: P[] } = {}): Promise<bigint> {
+  async negotiate(opts: { withoutFeatures?: F[]; withoutProtocolFeatures?: P[]; ringBases?: number[] } = {}): Promise<bigint> {
     const offered = await this.get({ request: R.GET_FEATURES });
     const features = offered & ~featureMask(F.VHOST_F_LOG_ALL, ...(opts.withoutFeatures ?? []));
     const offeredProtocol = await this.get({ request: R.GET_PROTOCOL_FEATURES });
@@ -153,7 +153,7 @@ export class TestFrontend {
       { request: R.SET_MEM_TABLE, memTable: { numRegions: 1, padding: 0, regions: [{ guestPhysAddr: 0n, memorySize: BigInt(this.options.memoryBytes), userspaceAddr: USER_BASE, mmapOffset: 0n }] } },
       [this.memfd],
     );
-    for (let i = 0; i < this.rings.length; i++) await this.setUpRing(i);
+    for (let i = 0; i < this.rings.length; i++) await this.setUpRing(i, opts.ringBases?.[i] ?? 0);
     return features;
   }
 
@@ -215,4 +215,7 @@ export class TestFrontend {
 
 /** Requests whose reply always comes (they return data). */
 // SET_LOG_BASE replies (u64) when LOG_SHMFD is negotiated, which negotiate() always does.
-const REPLYING = new Set<R>([R.GET_FEATURES, R.GET_PROTOCOL_FEATURES, R.GET_VRING_BASE, R.GET_QUEUE_NUM, R.GET_CONFIG, R.GET_MAX_MEM_SLOTS, R.GET_STATUS, R.SET_LOG_BASE]);
+const REPLYING = new Set<R>([
+  R.GET_FEATURES, R.GET_PROTOCOL_FEATURES, R.GET_VRING_BASE, R.GET_QUEUE_NUM, R.GET_CONFIG, R.GET_MAX_MEM_SLOTS, R.GET_STATUS, R.SET_LOG_BASE,
+  R.SET_DEVICE_STATE_FD, R.CHECK_DEVICE_STATE,
+]);
