@@ -1,0 +1,115 @@
+/**
+ * Writes one invocation's results: `<stamp>.json` (every run with its commands, features and
+ * placement, the comparisons, the environment) and `<stamp>.md` (tables of medians and ratios,
+ * one SVG bar chart per metric, written next to it as `<stamp>-<scenario>-<metric>.svg`).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Environment } from './environment.ts';
+import type { BenchOptions } from './options.ts';
+import { compare, type Comparison, type MedianPair, type RunRecord, type ScenarioInfo } from './results.ts';
+import { barChart, formatValue, lineChart } from './svg.ts';
+
+export interface BenchReport {
+  stamp: string;
+  command: string;
+  options: BenchOptions;
+  environment: Environment;
+  scenarios: ScenarioInfo[];
+  /** Scenarios that were selected but not reached or not implemented, with the reason. */
+  skipped: Array<{ name: string; reason: string }>;
+  runs: RunRecord[];
+}
+
+const DRIFT_NOTE =
+  'This machine has 2 CPUs shared with other work, and its packet rates drift 2–3× between ' +
+  'minutes (the two vCPUs’ cache-line round trip flips between ~100 ns and ~420 ns). Only the ' +
+  'ratios measured in one invocation mean anything; never compare absolute figures across runs.';
+
+function ratioText(c: Comparison, pair: MedianPair): string {
+  if (c.metric.context) return '—';
+  if (!Number.isFinite(pair.ratio)) return 'n/a';
+  return `${pair.ratio >= 0.1 ? pair.ratio.toFixed(2) : pair.ratio.toPrecision(2)}×`;
+}
+
+/** Writes the JSON and Markdown (and SVGs); returns the two main paths. */
+export function writeReport(outDir: string, report: BenchReport): { json: string; markdown: string } {
+  mkdirSync(outDir, { recursive: true });
+  const comparisons = report.scenarios.flatMap((s) => compare(s, report.runs, report.options.maxNoise));
+  const jsonPath = join(outDir, `${report.stamp}.json`);
+  writeFileSync(jsonPath, `${JSON.stringify({ ...report, comparisons, note: DRIFT_NOTE }, null, 2)}\n`);
+
+  const md: string[] = [
+    `# vhost-user-net benchmark ${report.stamp}`,
+    '',
+    `Command: \`${report.command}\``,
+    '',
+    `> ${DRIFT_NOTE}`,
+    '',
+    `Rounds ${report.options.rounds}, ${report.options.seconds} s measured per run (after warm-up); each round runs this back-end and the reference alternately (the order flips every round). Figures are medians over the rounds; ratio = this back-end / reference.`,
+    '',
+    '## Environment',
+    '',
+    ...Object.entries(report.environment).map(([k, v]) => `- ${k}: ${Array.isArray(v) ? v.map((x) => (typeof x === 'number' ? x.toFixed(2) : x)).join(' ') : v}`),
+    '',
+  ];
+  for (const scenario of report.scenarios) {
+    const mine = comparisons.filter((c) => c.scenario === scenario.name);
+    const runs = report.runs.filter((r) => r.scenario === scenario.name);
+    md.push(`## ${scenario.title}`, '', `Reference: ${scenario.reference}.`, '', ...scenario.notes.map((n) => `- ${n}`), '');
+    if (mine.length > 0) {
+      const noisy = scenario.metrics.some((m) => m.key === 'otherCpu');
+      md.push(
+        `| case | metric | this back-end | reference | ratio | runs (ours/ref) |${noisy ? ` ratio, quiet runs only (other CPU ≤ ${report.options.maxNoise}) | quiet runs |` : ''}`,
+        `|---|---|---:|---:|---:|---|${noisy ? '---:|---|' : ''}`,
+      );
+      for (const c of mine) {
+        const quiet = noisy ? ` ${ratioText(c, c.quiet)} | ${c.quiet.samples.ours}/${c.quiet.samples.reference} |` : '';
+        md.push(`| ${c.case} | ${c.metric.label} (${c.metric.unit}) | ${formatValue(c.ours)} | ${formatValue(c.reference)} | ${ratioText(c, c)} | ${c.samples.ours}/${c.samples.reference} |${quiet}`);
+      }
+      md.push('');
+      for (const metric of scenario.metrics.filter((m) => !m.context)) {
+        const groups = mine.filter((c) => c.metric.key === metric.key).map((c) => ({ label: c.case, ours: c.ours, reference: c.reference }));
+        if (groups.length === 0) continue;
+        const file = `${report.stamp}-${scenario.name}-${metric.key}.svg`;
+        const chart = scenario.chart === 'line'
+          ? lineChart(`${scenario.name}: ${metric.label}`, scenario.caseLabel ?? 'case', metric.unit, groups.map((g) => [Number.parseFloat(g.label), g.ours]))
+          : barChart(`${scenario.name}: ${metric.label}`, metric.unit, groups, scenario.referenceShort ?? 'reference');
+        writeFileSync(join(outDir, file), chart);
+        md.push(`![${scenario.name} ${metric.key}](${file})`, '');
+      }
+    }
+    const repeated = runs.filter((r) => (r.attempts ?? 1) > 1);
+    if (repeated.length > 0) {
+      md.push(
+        `Repeated because other processes used more than ${report.options.maxNoise} CPU meanwhile (the least disturbed attempt is kept):`,
+        '',
+        ...repeated.map((r) => `- ${r.case} ${r.subject} round ${r.round}: ${r.attempts} attempts, kept one with other CPU ${formatValue(r.figures.otherCpu)}`),
+        '',
+      );
+    }
+    const failed = runs.filter((r) => r.error !== undefined);
+    if (failed.length > 0) {
+      md.push('Failed runs:', '', ...failed.map((r) => `- ${r.case} ${r.subject} round ${r.round}: ${r.error?.split('\n')[0]}`), '');
+    }
+    const first = runs.find((r) => r.error === undefined);
+    if (first) {
+      md.push('<details><summary>Commands, features and placement (first run of each subject)</summary>', '');
+      for (const subject of ['ours', 'reference'] as const) {
+        const r = runs.find((x) => x.subject === subject && x.error === undefined);
+        if (!r) continue;
+        md.push(`**${subject}** (${r.case}, round ${r.round})`, '', '```', ...r.commands, '```', '');
+        for (const [k, v] of Object.entries(r.features ?? {})) md.push(`- features ${k}: ${Array.isArray(v) ? v.join(' ') : v}`);
+        for (const [k, v] of Object.entries(r.placement ?? {})) md.push(`- placement ${k}: ${v}`);
+        md.push('');
+      }
+      md.push('</details>', '');
+    }
+  }
+  if (report.skipped.length > 0) {
+    md.push('## Not measured', '', ...report.skipped.map((s) => `- ${s.name}: ${s.reason}`), '');
+  }
+  const markdownPath = join(outDir, `${report.stamp}.md`);
+  writeFileSync(markdownPath, `${md.join('\n')}\n`);
+  return { json: jsonPath, markdown: markdownPath };
+}

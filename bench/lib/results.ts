@@ -1,0 +1,104 @@
+/**
+ * The result model of one `npm run bench` invocation: every single run (scenario, case, subject,
+ * round) with its figures and the exact commands it ran, and per case the medians of both
+ * subjects and their ratio. Ratios only mean something within one invocation: the reference and
+ * this back-end run alternately on the same machine state.
+ */
+import { median, ratio } from './stats.ts';
+
+/** Which side of the comparison a run measured. */
+export type Subject = 'ours' | 'reference';
+
+/** What a figure means and which way is better. */
+export interface MetricSpec {
+  key: string;
+  label: string;
+  unit: string;
+  higherIsBetter: boolean;
+  /** Context for reading the other figures (e.g. other processes' CPU): no ratio, no chart. */
+  context?: boolean;
+}
+
+/** One run of one subject in one round. */
+export interface RunRecord {
+  scenario: string;
+  case: string;
+  subject: Subject;
+  round: number;
+  /** Figures by metric key (see the scenario's MetricSpec list). */
+  figures: Record<string, number>;
+  /** Every command line this run started, verbatim. */
+  commands: string[];
+  /** Negotiated features (names) and other facts about the connection. */
+  features?: Record<string, string[] | string>;
+  /** Which CPUs each process was allowed to run on, and on which it forwarded. */
+  placement?: Record<string, string>;
+  /** Log files of the processes (kept under .test-artifacts/logs). */
+  logs?: string[];
+  /** How many times the run was made (repeats when other processes disturbed it; see --max-noise). */
+  attempts?: number;
+  error?: string;
+}
+
+/** Medians of one metric of one case, both subjects: over all runs, and over the quiet runs. */
+export interface Comparison extends MedianPair {
+  scenario: string;
+  case: string;
+  metric: MetricSpec;
+  quiet: MedianPair;
+}
+
+export interface ScenarioInfo {
+  name: string;
+  title: string;
+  /** What "reference" is in this scenario. */
+  reference: string;
+  /** A short name for the reference in chart legends. */
+  referenceShort?: string;
+  metrics: MetricSpec[];
+  notes: string[];
+  /** 'line': the cases are numbers (e.g. port counts) and only this back-end is measured. */
+  chart?: 'bar' | 'line';
+  /** What the cases are, for a line chart's x axis. */
+  caseLabel?: string;
+}
+
+/** Medians of one metric over some runs of each subject, and their ratio. */
+export interface MedianPair {
+  ours: number;
+  reference: number;
+  /** ours / reference. */
+  ratio: number;
+  /** How many runs each median is taken over. */
+  samples: { ours: number; reference: number };
+}
+
+function medianPair(runs: RunRecord[], key: string): MedianPair {
+  const values = (subject: Subject) => runs.filter((r) => r.subject === subject && Number.isFinite(r.figures[key])).map((r) => r.figures[key]);
+  const ours = values('ours');
+  const reference = values('reference');
+  const o = median(ours);
+  const r = median(reference);
+  return { ours: o, reference: r, ratio: ratio(o, r), samples: { ours: ours.length, reference: reference.length } };
+}
+
+/**
+ * Compares the runs of `scenario` case by case and metric by metric: over every successful run,
+ * and over the quiet ones only (other processes used at most `maxNoise` CPU meanwhile).
+ */
+export function compare(info: ScenarioInfo, runs: RunRecord[], maxNoise: number): Comparison[] {
+  const mine = runs.filter((r) => r.scenario === info.name && r.error === undefined);
+  const cases = [...new Set(mine.map((r) => r.case))];
+  const comparisons: Comparison[] = [];
+  for (const c of cases) {
+    const ofCase = mine.filter((r) => r.case === c);
+    const quietRuns = ofCase.filter((r) => r.figures.otherCpu !== undefined && r.figures.otherCpu <= maxNoise);
+    for (const metric of info.metrics) {
+      const all = medianPair(ofCase, metric.key);
+      if (all.samples.ours === 0 && all.samples.reference === 0) continue;
+      const quiet = medianPair(quietRuns, metric.key);
+      comparisons.push({ scenario: info.name, case: c, metric, ...all, quiet });
+    }
+  }
+  return comparisons;
+}

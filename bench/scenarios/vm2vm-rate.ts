@@ -1,0 +1,137 @@
+/**
+ * Scenario 2 — VM-to-VM packet rate: two net_virtio_user ports owned by ONE testpmd (flowgen on
+ * both: each port sends, and flowgen counts and frees what arrives on each) joined by
+ *   ours:      this back-end's userspace switch (both ports connect to its one socket)
+ *   reference: testpmd with two net_vhost ports in io forwarding (port 0 ⇄ port 1)
+ * One generator process, not two: on 2 CPUs three busy-polling testpmds collapse to the
+ * scheduler's time slice. The generator forwards on GENERATOR_CPU, the subject on SUBJECT_CPU.
+ * The rate is the sum over both ports of the generator's Rx-pps (what crossed the subject).
+ */
+import { join } from 'node:path';
+import { ensureHugepages } from '../../test/helpers/hugepages.ts';
+import { uniqueName } from '../../test/helpers/netns.ts';
+import { ensureDpdk, startTestpmd, vhostVdev, virtioUserVdev, type Testpmd } from '../../test/helpers/testpmd.ts';
+import { socketDir, startSwitchBackend } from '../lib/backend.ts';
+import { affinityText, BENCH_MBUFS, FRAME_CASES, GENERATOR_CPU, SUBJECT_CPU, testpmdFeatureNames, testpmdPlacement } from '../lib/dpdk.ts';
+import type { BenchOptions } from '../lib/options.ts';
+import { CpuWindow } from '../lib/procfs.ts';
+import type { Subject } from '../lib/results.ts';
+import type { RunOutcome, Scenario } from '../lib/scenario.ts';
+import type { Scope } from '../lib/scope.ts';
+import { delay } from '../lib/stats.ts';
+import { mark, ratesSince } from '../lib/testpmd-window.ts';
+
+const WARMUP_MS = 1000;
+/** Distinct locally administered MACs for the two generator ports (the switch learns them). */
+const PORT_MACS = ['02:00:00:be:00:01', '02:00:00:be:00:02'];
+
+/** One testpmd, flowgen on two virtio_user ports, forwarding on GENERATOR_CPU. */
+async function startGenerator(scope: Scope, socketPaths: [string, string], frameBytes: number): Promise<Testpmd> {
+  const generator = await startTestpmd({
+    prefix: uniqueName('bg'),
+    lcores: '0,1',
+    mainLcore: SUBJECT_CPU, // forwards on GENERATOR_CPU
+    vdevs: socketPaths.map((path, index) => virtioUserVdev({ index, path, mac: PORT_MACS[index] })),
+    fwdMode: 'flowgen',
+    txpkts: [frameBytes],
+    totalNumMbufs: BENCH_MBUFS,
+    // Frames go to the other port's MAC: the switch delivers them as known unicast.
+    extraArgs: [`--eth-peer=0,${PORT_MACS[1]}`, `--eth-peer=1,${PORT_MACS[0]}`],
+    teardown: scope,
+  });
+  await generator.ready();
+  await generator.waitForLinkUp(0);
+  await generator.waitForLinkUp(1);
+  return generator;
+}
+
+async function measure(opts: BenchOptions, generator: Testpmd, subjectPid: number): Promise<Record<string, number>> {
+  await generator.waitForStats((ports) => ports.length === 2 && ports[0].rxPackets + ports[1].rxPackets > 0, 'frames arriving on the generator', 20_000);
+  await delay(WARMUP_MS);
+  const from = mark(generator);
+  const cpuWindow = new CpuWindow(subjectPid, generator.pid);
+  await delay(opts.seconds * 1000);
+  const cpu = cpuWindow.end();
+  // One more print so that the window holds every second of the measurement.
+  const printed = generator.log().length;
+  await generator.waitFor(() => /NIC statistics for port 1/.test(generator.log().slice(printed)), 'a statistics print', 5000);
+  const window = ratesSince(generator, from, 2);
+  return {
+    pps: window.rxPps,
+    ...cpu,
+    ppsPerCpu: cpu.cpuShare > 0 ? window.rxPps / cpu.cpuShare : Number.NaN,
+    generatorTxPps: window.txPps,
+  };
+}
+
+async function runOurs(scope: Scope, frameBytes: number, opts: BenchOptions): Promise<RunOutcome> {
+  const backend = await startSwitchBackend(scope, { cpu: String(SUBJECT_CPU) });
+  const generator = await startGenerator(scope, [backend.socketPath, backend.socketPath], frameBytes);
+  const figures = await measure(opts, generator, backend.process.pid);
+  backend.assertHealthy();
+  return {
+    figures,
+    commands: [backend.command, `dpdk-testpmd ${generator.args.join(' ')}`],
+    features: { backend: backend.features(), generator: testpmdFeatureNames(generator).virtio ?? [] },
+    placement: { backend: `taskset -c ${SUBJECT_CPU}; threads ${affinityText(backend.process.pid)}`, generator: testpmdPlacement(generator) },
+    logs: [backend.process.logPath, generator.logPath],
+  };
+}
+
+async function runReference(scope: Scope, frameBytes: number, opts: BenchOptions): Promise<RunOutcome> {
+  const dir = socketDir(scope);
+  const sockets: [string, string] = [join(dir, 'vhost0.sock'), join(dir, 'vhost1.sock')];
+  const reference = await startTestpmd({
+    prefix: uniqueName('br'),
+    lcores: '0,1',
+    mainLcore: GENERATOR_CPU, // forwards on SUBJECT_CPU
+    vdevs: sockets.map((iface, index) => vhostVdev({ index, iface })),
+    fwdMode: 'io',
+    totalNumMbufs: BENCH_MBUFS,
+    teardown: scope,
+  });
+  await reference.ready();
+  const generator = await startGenerator(scope, sockets, frameBytes);
+  await reference.waitForLinkUp(0);
+  await reference.waitForLinkUp(1);
+  const figures = await measure(opts, generator, reference.pid);
+  return {
+    figures,
+    commands: [`dpdk-testpmd ${reference.args.join(' ')}`, `dpdk-testpmd ${generator.args.join(' ')}`],
+    features: { reference: testpmdFeatureNames(reference, sockets[0]).virtio ?? [], generator: testpmdFeatureNames(generator).virtio ?? [] },
+    placement: { reference: testpmdPlacement(reference), generator: testpmdPlacement(generator) },
+    logs: [reference.logPath, generator.logPath],
+  };
+}
+
+export const vm2vmRate: Scenario = {
+  info: {
+    name: 'vm2vm-rate',
+    title: 'VM-to-VM packet rate (two virtio-user ports of one testpmd, flowgen both ways)',
+    reference: 'DPDK testpmd with two net_vhost ports, io forwarding',
+    referenceShort: 'testpmd net_vhost io',
+    metrics: [
+      { key: 'pps', label: 'frames/s delivered (sum of both directions)', unit: 'pps', higherIsBetter: true },
+      { key: 'cpuShare', label: 'subject CPU (1.0 = one core)', unit: 'CPU', higherIsBetter: false },
+      { key: 'ppsPerCpu', label: 'frames per subject CPU-second', unit: 'pps/CPU', higherIsBetter: true },
+      { key: 'generatorCpu', label: 'generator CPU', unit: 'CPU', higherIsBetter: false, context: true },
+      { key: 'otherCpu', label: 'CPU used by other processes meanwhile (noise)', unit: 'CPU', higherIsBetter: false, context: true },
+      { key: 'generatorTxPps', label: 'generator Tx-pps (offered, both ports)', unit: 'pps', higherIsBetter: true, context: true },
+    ],
+    notes: [
+      `One testpmd owns both virtio-user ports and forwards on CPU ${GENERATOR_CPU}; the subject runs on CPU ${SUBJECT_CPU}.`,
+      'Frame sizes on the wire incl. FCS: 64B = --txpkts=60, 1518B = --txpkts=1514.',
+      'Rate = the generator’s Rx-pps summed over both ports, averaged over the prints in the window.',
+    ],
+  },
+  cases: () => Object.keys(FRAME_CASES),
+  async prepare() {
+    if (process.getuid?.() !== 0) throw new Error('vm2vm-rate needs root (hugepages)');
+    await ensureDpdk();
+    await ensureHugepages(512);
+  },
+  run(scope, subject: Subject, caseName, opts) {
+    const frameBytes = FRAME_CASES[caseName];
+    return subject === 'ours' ? runOurs(scope, frameBytes, opts) : runReference(scope, frameBytes, opts);
+  },
+};
