@@ -23,6 +23,12 @@ pub struct IoVecs(pub Vec<libc::iovec>);
 // no pointer that is dereferenced on another thread.
 unsafe impl Send for IoVecs {}
 
+thread_local! {
+    /// The frame's iovecs without the virtio-net header, for `Port::Switch::send`; refilled
+    /// for every frame and never read after `send` returns.
+    static SWITCH_IOV: std::cell::RefCell<Vec<libc::iovec>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Result of asking the port for one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Received {
@@ -67,15 +73,16 @@ impl Port {
                     return Err(err);
                 }
             },
-            Port::Switch { switch, port, vnet_hdr_len } => {
-                let mut frame_iov = Vec::with_capacity(iov.len());
+            Port::Switch { switch, port, vnet_hdr_len } => SWITCH_IOV.with(|scratch| {
+                // One scratch list per worker thread: no allocation per frame.
+                let mut frame_iov = scratch.borrow_mut();
                 skip_bytes(iov, *vnet_hdr_len, &mut frame_iov);
                 // SAFETY: the iovecs point into the sender's mapped guest memory, checked by
                 // pop_chain/iovecs and kept mapped by the sending worker during this call.
                 let frame = unsafe { Frame::new(&frame_iov) };
                 switch.forward(port, &frame);
                 Ok(())
-            }
+            }),
         }
     }
 

@@ -6,9 +6,10 @@
 //! source MACs cannot grow it without bound); unknown destinations are then flooded.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::PortId;
 
@@ -33,9 +34,83 @@ pub struct MacEntry {
 }
 
 pub struct MacTable {
-    entries: RwLock<HashMap<(u16, Mac), Entry>>,
-    epoch: Instant,
+    entries: RwLock<HashMap<u64, Entry, KeyHasher>>,
+    epoch_ms: u64,
     aging: Duration,
+}
+
+/// (VLAN, MAC) packed into one word: VLAN in the top 16 bits.
+fn key(vlan: u16, mac: Mac) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes[..2].copy_from_slice(&vlan.to_be_bytes());
+    bytes[2..].copy_from_slice(&mac);
+    u64::from_be_bytes(bytes)
+}
+
+fn unkey(key: u64) -> (u16, Mac) {
+    let bytes = key.to_be_bytes();
+    (u16::from_be_bytes([bytes[0], bytes[1]]), bytes[2..].try_into().unwrap())
+}
+
+/// Hashes a packed key with murmur3's 64-bit finaliser over key ^ a per-table random seed: cheap,
+/// and the seed keeps a guest choosing source MACs from predicting bucket collisions.
+#[derive(Clone)]
+struct KeyHasher {
+    seed: u64,
+}
+
+impl KeyHasher {
+    fn random() -> KeyHasher {
+        // RandomState is seeded from the OS; hashing the address of a fresh value with it gives a
+        // random u64 without another dependency.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(&h as *const _ as usize);
+        KeyHasher { seed: h.finish() }
+    }
+}
+
+struct MixHasher {
+    seed: u64,
+    value: u64,
+}
+
+impl Hasher for MixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        let mut k = value ^ self.seed ^ self.value.rotate_left(29);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        k ^= k >> 33;
+        self.value = k;
+    }
+
+    fn finish(&self) -> u64 {
+        self.value
+    }
+}
+
+impl BuildHasher for KeyHasher {
+    type Hasher = MixHasher;
+    fn build_hasher(&self) -> MixHasher {
+        MixHasher { seed: self.seed, value: 0 }
+    }
+}
+
+/// Milliseconds on CLOCK_MONOTONIC_COARSE (vDSO, no syscall, ~4 ms resolution).
+fn coarse_now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists on Linux ≥ 2.6.32.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// What learning did, for counters.
@@ -49,11 +124,11 @@ pub enum Learned {
 
 impl MacTable {
     pub fn new(aging: Duration) -> MacTable {
-        MacTable { entries: RwLock::new(HashMap::new()), epoch: Instant::now(), aging }
+        MacTable { entries: RwLock::new(HashMap::with_hasher(KeyHasher::random())), epoch_ms: coarse_now_ms(), aging }
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        coarse_now_ms().saturating_sub(self.epoch_ms)
     }
 
     /// Records that `mac` (a unicast source) sent a frame on `port`.
@@ -61,7 +136,7 @@ impl MacTable {
         let now = self.now_ms();
         {
             let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = entries.get(&(vlan, mac)) {
+            if let Some(entry) = entries.get(&key(vlan, mac)) {
                 if entry.port == port {
                     entry.last_seen_ms.store(now, Ordering::Relaxed);
                     return Learned::Known;
@@ -69,14 +144,14 @@ impl MacTable {
             }
         }
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let moved = entries.contains_key(&(vlan, mac));
+        let moved = entries.contains_key(&key(vlan, mac));
         if !moved && entries.len() >= MAX_MAC_ENTRIES {
             self.expire_locked(&mut entries, now);
             if entries.len() >= MAX_MAC_ENTRIES {
                 return Learned::TableFull;
             }
         }
-        entries.insert((vlan, mac), Entry { port, last_seen_ms: AtomicU64::new(now) });
+        entries.insert(key(vlan, mac), Entry { port, last_seen_ms: AtomicU64::new(now) });
         if moved {
             Learned::Moved
         } else {
@@ -87,7 +162,7 @@ impl MacTable {
     /// The port `mac` was last seen on, unless that was longer ago than the aging time.
     pub fn lookup(&self, vlan: u16, mac: Mac) -> Option<PortId> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let entry = entries.get(&(vlan, mac))?;
+        let entry = entries.get(&key(vlan, mac))?;
         let age = self.now_ms().saturating_sub(entry.last_seen_ms.load(Ordering::Relaxed));
         (age <= self.aging.as_millis() as u64).then_some(entry.port)
     }
@@ -109,7 +184,8 @@ impl MacTable {
         self.expire_locked(&mut entries, now);
         let mut rows: Vec<MacEntry> = entries
             .iter()
-            .map(|(&(vlan, mac), e)| MacEntry {
+            .map(|(&k, e)| (unkey(k), e))
+            .map(|((vlan, mac), e)| MacEntry {
                 vlan,
                 mac,
                 port: e.port,
@@ -120,7 +196,7 @@ impl MacTable {
         rows
     }
 
-    fn expire_locked(&self, entries: &mut HashMap<(u16, Mac), Entry>, now: u64) {
+    fn expire_locked(&self, entries: &mut HashMap<u64, Entry, KeyHasher>, now: u64) {
         let aging = self.aging.as_millis() as u64;
         entries.retain(|_, e| now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed)) <= aging);
     }
