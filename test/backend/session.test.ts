@@ -15,6 +15,13 @@ import { VhostUserProtocolFeature as P } from '../../src/protocol/protocol-featu
 import { VirtioFeature as F } from '../../src/protocol/virtio-features.ts';
 import { featureMask } from '../../src/protocol/feature-bits.ts';
 import { RecordingDataPlane } from '../helpers/recording-data-plane.ts';
+import { DeviceStateDirection } from '../../src/protocol/payloads.ts';
+import { encodeDeviceState } from '../../src/migration/device-state.ts';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 function setUp(queuePairs = 1) {
   const dataPlane = new RecordingDataPlane();
@@ -268,4 +275,29 @@ test('SEND_RARP with protocol feature RARP asks the data plane to announce the M
   s.withProtocol(P.REPLY_ACK, P.RARP);
   t.is(s.ack({ request: R.SEND_RARP, mac }), 0n);
   t.deepEqual(s.dataPlane.calls, [['sendRarp', [0x52, 0x54, 0, 1, 2, 3]]]);
+});
+
+test('CHECK_DEVICE_STATE waits for a LOAD still being read; requests after it are held and answered in order', async (t) => {
+  const s = setUp();
+  s.withProtocol(P.DEVICE_STATE);
+  const dir = mkdtempSync(join(tmpdir(), 'vu-session-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  const readEnd = openSync(join(dir, 'fifo'), constants.O_RDONLY | constants.O_NONBLOCK);
+  const writeEnd = openSync(join(dir, 'fifo'), constants.O_WRONLY);
+  s.send({ request: R.SET_DEVICE_STATE_FD, transfer: { direction: DeviceStateDirection.LOAD, phase: 0 } }, [readEnd]);
+  t.is(decodeReply(s.replies.shift()!, R.SET_DEVICE_STATE_FD), 0x100n, 'ok, no fd of its own');
+  s.send({ request: R.CHECK_DEVICE_STATE });
+  s.send({ request: R.GET_FEATURES });
+  t.is(s.replies.length, 0, 'CHECK waits for the end of the transfer; GET_FEATURES waits its turn');
+
+  const zero = { rxFrames: 0n, rxBytes: 0n, rxDroppedNoBuffer: 0n, rxTruncated: 0n, txFrames: 0n, txBytes: 0n, txDropped: 0n, txErrors: 5n };
+  writeSync(writeEnd, encodeDeviceState({ version: 1, mac: s.device.mac, mtu: 9000, queuePairs: 1, features: 0n, vrings: [], counters: [zero] }));
+  closeSync(writeEnd);
+  for (let wait = 0; wait < 250 && s.replies.length < 2; wait++) await sleep(20);
+  t.is(s.replies.length, 2);
+  t.is(decodeReply(s.replies[0], R.CHECK_DEVICE_STATE), 0n);
+  t.is(decodeReply(s.replies[1], R.GET_FEATURES), s.device.offeredFeatures);
+  t.is(s.device.mtu, 9000, 'the loaded MTU is in the config space');
+  t.deepEqual(s.session.carriedCounters, [zero]);
 });
