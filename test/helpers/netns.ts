@@ -45,6 +45,9 @@ export function privateSubnet(): Subnet {
 /** A network namespace of this test; deleted (with every interface in it) when the test ends. */
 export class NetNs {
   private deleted = false;
+  /** Links moved in: deleted explicitly before the namespace, because a TAP that a process still
+   * holds open would otherwise move back to the root namespace when the namespace goes. */
+  private readonly movedLinks: string[] = [];
   private readonly unregisterAtExit: () => void;
 
   private constructor(readonly name: string) {
@@ -64,6 +67,7 @@ export class NetNs {
   /** Moves `ifname` from the root namespace into this one (also works while QEMU holds a TAP open). */
   async moveLink(ifname: string): Promise<void> {
     await mustRun('ip', ['link', 'set', ifname, 'netns', this.name]);
+    this.movedLinks.push(ifname);
   }
 
   /** Adds `cidr` (e.g. 10.77.1.1/24) to `ifname` and brings the link up. */
@@ -87,6 +91,7 @@ export class NetNs {
     if (this.deleted) return;
     this.deleted = true;
     this.unregisterAtExit();
+    for (const link of this.movedLinks) await run('ip', ['-n', this.name, 'link', 'delete', link]);
     await mustRun('ip', ['netns', 'delete', this.name]);
   }
 }

