@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bootGuest, guestMac, type Guest } from '../helpers/guest.ts';
 import { QmpClient } from '../helpers/qmp.ts';
+import { retryingQemuGuestCrashes } from '../helpers/migration-retry.ts';
 import { addressOf, bootOnSwitch, ctl, ctlPorts, startSwitch, type SwitchProcess } from '../helpers/switch-process.ts';
 
 interface Vm {
@@ -51,10 +52,11 @@ async function portOf(sw: SwitchProcess, mac: string): Promise<number | undefine
   return ((await ctl(sw, 'macs')) as MacEntry[]).find((e) => e.mac === mac)?.portId;
 }
 
-/** Opt-in (VU_TEST_MIGRATION=1) like test/real/qemu-migration.test.ts: TCG migration is not yet dependable. */
-const migration = process.env.VU_TEST_MIGRATION === '1' ? test.serial : test.serial.skip;
+test.serial('switch: a guest live-migrates between two QEMUs on one switch; its MAC-table entry moves to the new port (RARP sent)', (t) =>
+  retryingQemuGuestCrashes(t, () => migrateOnSwitch(t)),
+);
 
-migration('switch: a guest live-migrates between two QEMUs on one switch; its MAC-table entry moves to the new port (RARP sent)', async (t) => {
+async function migrateOnSwitch(t: ExecutionContext): Promise<void> {
   t.timeout(300_000);
   const dir = mkdtempSync(join(tmpdir(), 'vu-swmig-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -119,4 +121,4 @@ migration('switch: a guest live-migrates between two QEMUs on one switch; its MA
   await destination.guest.mustRun(`ping -c 3 -i 0.2 -w 10 ${await addressOf(peer)}`, 20_000);
   await Promise.all([destination.guest.shutdown(), peer.shutdown()]);
   t.notRegex(readFileSync(sw.process.logPath, 'utf8'), /guest broke a ring|panick/);
-});
+}
