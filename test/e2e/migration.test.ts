@@ -4,7 +4,7 @@
  * back-end wrote in the shared bitmap — and only while LOG_ALL is set, for two migrations in a
  * row with the same log — and SEND_RARP announces the guest out of its TAP.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FrontendRequest as R } from '../../src/protocol/requests.ts';
 import { VirtioFeature as F } from '../../src/protocol/virtio-features.ts';
@@ -12,8 +12,7 @@ import { featureMask } from '../../src/protocol/feature-bits.ts';
 import { decodeReply } from '../../src/protocol/decode-reply.ts';
 import { TestFrontend, USER_BASE } from '../helpers/test-frontend.ts';
 import { MiniGuest } from '../helpers/mini-guest.ts';
-import { NetNs, createTap, privateSubnet } from '../helpers/netns.ts';
-import { GUEST_MAC, startInProcessBackend } from '../helpers/backend-harness.ts';
+import { GUEST_MAC, withBackendAndNamespace } from '../helpers/backend-harness.ts';
 import { arpRequest, isArpReply } from '../helpers/frames.ts';
 import * as native from '../../src/native.ts';
 
@@ -21,16 +20,6 @@ const RX = 0;
 const TX = 1;
 const LOG_PAGE = 4096;
 const VHOST_VRING_F_LOG = 0;
-
-async function withBackendAndNamespace(t: ExecutionContext) {
-  const tap = await createTap(t);
-  const backend = startInProcessBackend(t, tap);
-  const ns = await NetNs.create(t);
-  const subnet = privateSubnet();
-  await ns.moveLink(tap);
-  await ns.configure(tap, subnet.hostCidr);
-  return { tap, backend, ns, subnet };
-}
 
 /** SET_VRING_ADDR for `index` with the used ring logged at its guest-physical address (or not). */
 async function setRingLogging(fe: TestFrontend, index: number, log: boolean): Promise<void> {

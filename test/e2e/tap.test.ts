@@ -3,15 +3,14 @@
  * negotiates with the real back-end over a real socket; frames cross a real TAP whose host end is
  * in a network namespace, and the kernel there answers ARP and ping. One body per feature variant.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FrontendRequest as R } from '../../src/protocol/requests.ts';
 import { VirtioFeature as F } from '../../src/protocol/virtio-features.ts';
 import { featureMask } from '../../src/protocol/feature-bits.ts';
 import { TestFrontend } from '../helpers/test-frontend.ts';
 import { MiniGuest } from '../helpers/mini-guest.ts';
-import { NetNs, createTap, privateSubnet } from '../helpers/netns.ts';
-import { GUEST_MAC, startInProcessBackend } from '../helpers/backend-harness.ts';
+import { GUEST_MAC, withBackendAndNamespace } from '../helpers/backend-harness.ts';
 import { arpRequest, icmpEchoReply, icmpEchoRequest, isArpReply } from '../helpers/frames.ts';
 import * as native from '../../src/native.ts';
 
@@ -35,16 +34,6 @@ const VARIANTS: Variant[] = [
   },
   { name: 'no EVENT_IDX, no indirect descriptors', withoutFeatures: [F.VIRTIO_RING_F_EVENT_IDX, F.VIRTIO_RING_F_INDIRECT_DESC], rxBufferBytes: 2048, rxBuffers: 64 },
 ];
-
-async function withBackendAndNamespace(t: ExecutionContext) {
-  const tap = await createTap(t);
-  const backend = startInProcessBackend(t, tap);
-  const ns = await NetNs.create(t);
-  const subnet = privateSubnet();
-  await ns.moveLink(tap);
-  await ns.configure(tap, subnet.hostCidr);
-  return { tap, backend, ns, subnet };
-}
 
 for (const variant of VARIANTS) {
   test.serial(`frames cross the TAP both ways: ARP and ping with the kernel (${variant.name})`, async (t) => {

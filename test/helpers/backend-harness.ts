@@ -11,6 +11,7 @@ import { NativeDataPlane } from '../../src/device/native-data-plane.ts';
 import { createLogger } from '../../src/log.ts';
 import * as native from '../../src/native.ts';
 import type { Teardown } from './proc.ts';
+import { createTap, NetNs, privateSubnet } from './netns.ts';
 
 export const GUEST_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x01);
 
@@ -44,4 +45,15 @@ export function startInProcessBackend(t: Teardown & { log: (...v: unknown[]) => 
     t.log(logLines.join('').trimEnd());
   });
   return { socketPath, dataPlane, nativeDevice, logLines, events };
+}
+
+/** A TAP served by an in-process back-end, its host end in a fresh namespace with an address. */
+export async function withBackendAndNamespace(t: Teardown & { log: (...v: unknown[]) => void }) {
+  const tap = await createTap(t);
+  const backend = startInProcessBackend(t, tap);
+  const ns = await NetNs.create(t);
+  const subnet = privateSubnet();
+  await ns.moveLink(tap);
+  await ns.configure(tap, subnet.hostCidr);
+  return { tap, backend, ns, subnet };
 }

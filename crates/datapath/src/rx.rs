@@ -221,7 +221,7 @@ impl RxRing {
                 break;
             }
             let share = remaining.min(chain.writable_len());
-            note_buffer_writes(memory, chain, share);
+            chain.note_written(memory, share);
             self.shares.push((chain.head, share as u32));
             remaining -= share;
         }
@@ -245,19 +245,6 @@ impl RxRing {
             written.saturating_sub(self.vnet_hdr_len as u64),
         );
         Ok(Delivery::Done)
-    }
-}
-
-/// Reports the first `len` bytes of `chain`'s writable buffers as written (the readv put them there).
-fn note_buffer_writes(memory: &GuestMemory, chain: &DescChain, len: u64) {
-    let mut remaining = len;
-    for buf in &chain.writable {
-        if remaining == 0 {
-            break;
-        }
-        let part = remaining.min(u64::from(buf.len));
-        memory.note_write(buf.addr, part as usize);
-        remaining -= part;
     }
 }
 
