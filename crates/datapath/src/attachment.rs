@@ -44,7 +44,7 @@ impl Attachment {
     pub fn worker_port(&self, pair: u16, hdr_len: usize) -> Port {
         match self {
             Attachment::Tap(tap) => Port::Tap(tap.queue_fd(pair).expect("the TAP has one queue per pair")),
-            Attachment::Switch { switch, port } => Port::Switch { switch: switch.clone(), port: port.clone(), vnet_hdr_len: hdr_len },
+            Attachment::Switch { switch, port } => Port::switch(switch.clone(), port.clone(), hdr_len),
         }
     }
 

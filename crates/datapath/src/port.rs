@@ -4,11 +4,12 @@
 //! Frames on a port carry the virtio-net header in front (the TAP was opened with IFF_VNET_HDR),
 //! so guest checksum/GSO metadata passes through untouched.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use crate::switch::{skip_bytes, Frame, Switch, SwitchPort};
+use crate::switch::{skip_bytes, Frame, Sender, Switch, SwitchPort};
 
 /// Most iovecs one readv/writev accepts (Linux UIO_MAXIOV).
 pub const MAX_IOVECS: usize = 1024;
@@ -23,10 +24,13 @@ pub struct IoVecs(pub Vec<libc::iovec>);
 // no pointer that is dereferenced on another thread.
 unsafe impl Send for IoVecs {}
 
-thread_local! {
-    /// The frame's iovecs without the virtio-net header, for `Port::Switch::send`; refilled
-    /// for every frame and never read after `send` returns.
-    static SWITCH_IOV: std::cell::RefCell<Vec<libc::iovec>> = const { std::cell::RefCell::new(Vec::new()) };
+/// What a switch port's sender reuses from frame to frame (no allocation per frame).
+#[derive(Default)]
+pub struct SwitchScratch {
+    /// The frame's iovecs without the virtio-net header; refilled for every frame.
+    frame_iov: IoVecs,
+    /// This thread's forwarding state for the port (published by `Port::end_batch`).
+    sender: Sender,
 }
 
 /// Result of asking the port for one frame.
@@ -44,7 +48,14 @@ pub enum Port {
     Tap(Arc<OwnedFd>),
     /// A switch port. TX frames are forwarded by the sending worker; RX frames are written into
     /// the guest by whichever thread forwards them (see switch::GuestRx), never by this worker.
-    Switch { switch: Arc<Switch>, port: Arc<SwitchPort>, vnet_hdr_len: usize },
+    Switch { switch: Arc<Switch>, port: Arc<SwitchPort>, vnet_hdr_len: usize, scratch: RefCell<SwitchScratch> },
+}
+
+impl Port {
+    /// A port of `switch` whose frames carry a `vnet_hdr_len`-byte virtio-net header.
+    pub fn switch(switch: Arc<Switch>, port: Arc<SwitchPort>, vnet_hdr_len: usize) -> Port {
+        Port::Switch { switch, port, vnet_hdr_len, scratch: RefCell::default() }
+    }
 }
 
 impl Port {
@@ -73,16 +84,23 @@ impl Port {
                     return Err(err);
                 }
             },
-            Port::Switch { switch, port, vnet_hdr_len } => SWITCH_IOV.with(|scratch| {
-                // One scratch list per worker thread: no allocation per frame.
-                let mut frame_iov = scratch.borrow_mut();
-                skip_bytes(iov, *vnet_hdr_len, &mut frame_iov);
+            Port::Switch { switch, port, vnet_hdr_len, scratch } => {
+                let scratch = &mut *scratch.borrow_mut();
+                skip_bytes(iov, *vnet_hdr_len, &mut scratch.frame_iov.0);
                 // SAFETY: the iovecs point into the sender's mapped guest memory, checked by
                 // pop_chain/iovecs and kept mapped by the sending worker during this call.
-                let frame = unsafe { Frame::new(&frame_iov) };
-                switch.forward(port, &frame);
+                let frame = unsafe { Frame::new(&scratch.frame_iov.0) };
+                switch.forward(port, &frame, &mut scratch.sender);
                 Ok(())
-            }),
+            }
+        }
+    }
+
+    /// Ends a batch of `send`s: makes what they delivered visible to its receivers (switch
+    /// destinations publish their RX used rings once per batch). A TAP has nothing to do.
+    pub fn end_batch(&self) {
+        if let Port::Switch { port, scratch, .. } = self {
+            scratch.borrow_mut().sender.publish(port);
         }
     }
 

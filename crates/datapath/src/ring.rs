@@ -52,13 +52,12 @@ pub struct Ring {
 impl Ring {
     /// Makes the used elements added so far visible and interrupts the driver if it asked for it
     /// (NO_INTERRUPT / used_event).
-    pub fn publish_used(&mut self) -> Result<(), QueueError> {
-        self.queue.publish_used()?;
-        if self.queue.needs_notification()? {
+    pub fn publish_used(&mut self) {
+        self.queue.publish_used();
+        if self.queue.needs_notification() {
             if let Some(call) = &self.call {
                 eventfd::signal(call);
             }
         }
-        Ok(())
     }
 }

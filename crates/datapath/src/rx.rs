@@ -152,7 +152,7 @@ impl RxRing {
 
     fn deliver_batch(&mut self, port: &Port, counters: &Counters) -> Result<Delivery, RingFault> {
         // While frames flow we pop buffers as frames arrive: the driver need not kick on refill.
-        self.ring.queue.disable_notification()?;
+        self.ring.queue.disable_notification();
         let mut delivered = 0;
         let mut outcome = Delivery::Done;
         while delivered < RX_BATCH {
@@ -163,7 +163,7 @@ impl RxRing {
             delivered += 1;
         }
         if delivered > 0 {
-            self.ring.publish_used()?;
+            self.ring.publish_used();
         }
         Ok(outcome)
     }

@@ -18,6 +18,8 @@ pub const MAX_TX_FRAME: u64 = 65562;
 pub struct TxRing {
     pub ring: Ring,
     vnet_hdr_len: usize,
+    /// The chain being sent, refilled for every chain (its buffer lists are reused).
+    chain: DescChain,
     iov: IoVecs,
 }
 
@@ -26,31 +28,39 @@ impl TxRing {
         TxRing {
             ring,
             vnet_hdr_len,
+            chain: DescChain::default(),
             iov: IoVecs::default(),
         }
     }
 
-    /// Sends (or, on a disabled ring, drops) up to TX_BATCH chains and publishes them once.
+    /// Sends (or, on a disabled ring, drops) up to TX_BATCH chains and publishes them once. The
+    /// sent-frame counters are added once per batch: a locked add per frame would wait each time
+    /// for the frame's stores (into a switch destination's buffers) to drain.
     /// Returns true if more work may be waiting right now; false once the ring is empty and kicks
     /// are enabled again (re-checked after enabling, so no kick is lost).
     pub fn process(&mut self, port: &Port, counters: &Counters) -> Result<bool, RingFault> {
-        self.ring.queue.disable_notification()?;
+        self.ring.queue.disable_notification();
         let mut handled = 0;
+        let (mut sent_frames, mut sent_bytes) = (0, 0);
         while handled < TX_BATCH {
-            let Some(chain) = self.ring.queue.pop_chain()? else {
+            if !self.ring.queue.pop_chain_into(&mut self.chain)? {
                 break;
-            };
-            if self.ring.enabled {
-                self.send(&chain, port, counters)?;
-            } else {
+            }
+            if !self.ring.enabled {
                 Counters::add(&counters.tx_dropped, 1);
+            } else if let Some(bytes) = self.send(port, counters)? {
+                sent_frames += 1;
+                sent_bytes += bytes;
             }
             // The device wrote nothing into a TX buffer: used length 0 (§2.7.8).
-            self.ring.queue.add_used(chain.head, 0)?;
+            self.ring.queue.add_used(self.chain.head, 0)?;
             handled += 1;
         }
         if handled > 0 {
-            self.ring.publish_used()?;
+            port.end_batch();
+            self.ring.publish_used();
+            Counters::add(&counters.tx_frames, sent_frames);
+            Counters::add(&counters.tx_bytes, sent_bytes);
         }
         if handled == TX_BATCH {
             return Ok(true);
@@ -58,17 +68,15 @@ impl TxRing {
         Ok(self.ring.queue.enable_notification()?)
     }
 
-    fn send(
-        &mut self,
-        chain: &DescChain,
-        port: &Port,
-        counters: &Counters,
-    ) -> Result<(), RingFault> {
+    /// Sends `self.chain`; returns the frame's length (header excluded), or None if it was dropped
+    /// or the port failed (counted here).
+    fn send(&mut self, port: &Port, counters: &Counters) -> Result<Option<u64>, RingFault> {
+        let chain = &self.chain;
         let len = chain.readable_len();
         let hdr = self.vnet_hdr_len as u64;
         if len < hdr || len > MAX_TX_FRAME + hdr {
             Counters::add(&counters.tx_dropped, 1);
-            return Ok(());
+            return Ok(None);
         }
         self.iov.0.clear();
         let memory = self.ring.queue.memory();
@@ -77,15 +85,14 @@ impl TxRing {
         }
         if self.iov.0.len() > MAX_IOVECS {
             Counters::add(&counters.tx_dropped, 1);
-            return Ok(());
+            return Ok(None);
         }
         match port.send(&self.iov.0) {
-            Ok(()) => {
-                Counters::add(&counters.tx_frames, 1);
-                Counters::add(&counters.tx_bytes, len - hdr);
+            Ok(()) => Ok(Some(len - hdr)),
+            Err(_) => {
+                Counters::add(&counters.tx_errors, 1);
+                Ok(None)
             }
-            Err(_) => Counters::add(&counters.tx_errors, 1),
         }
-        Ok(())
     }
 }

@@ -179,23 +179,45 @@ impl DescChain {
     }
 }
 
-/// Copies descriptor `index` of the table at `table` (of `table_len` entries) out of guest memory.
-fn read_desc(mem: &GuestMemory, head: u16, table: u64, index: u16, table_len: u32) -> Result<Descriptor, QueueError> {
+/// Where a descriptor table is read from.
+#[derive(Clone, Copy)]
+pub(crate) enum DescTable {
+    /// Host address of a table checked to be mapped for all the entries it is read with (the
+    /// queue's own table, or an indirect table inside one region).
+    Host(*const u8),
+    /// Guest-physical address of a table that spans adjacent regions: read through `GuestMemory`.
+    Guest(u64),
+}
+
+/// Copies descriptor `index` of `table` (of `table_len` entries) out of guest memory.
+fn read_desc(mem: &GuestMemory, head: u16, table: DescTable, index: u16, table_len: u32) -> Result<Descriptor, QueueError> {
     if u32::from(index) >= table_len {
         return Err(QueueError::DescIndexOutOfRange { index, table_len });
     }
-    let mut raw = [0u8; 16];
-    let gpa = table.checked_add(u64::from(index) * DESC_SIZE).ok_or(QueueError::Memory {
-        head,
-        source: MemoryError::GpaOutOfRange { gpa: table, len: DESC_SIZE },
-    })?;
-    mem.read_bytes(gpa, &mut raw).map_err(|source| QueueError::Memory { head, source })?;
+    let offset = u64::from(index) * DESC_SIZE;
+    let raw = match table {
+        // SAFETY: index < table_len and the table is mapped for table_len entries (DescTable::Host);
+        // one unaligned copy: the descriptor is read once and only the copy is used.
+        DescTable::Host(base) => unsafe { std::ptr::read_unaligned(base.add(offset as usize).cast::<[u8; 16]>()) },
+        DescTable::Guest(gpa) => {
+            let mut raw = [0u8; 16];
+            let at = gpa.checked_add(offset).ok_or(QueueError::Memory {
+                head,
+                source: MemoryError::GpaOutOfRange { gpa, len: DESC_SIZE },
+            })?;
+            mem.read_bytes(at, &mut raw).map_err(|source| QueueError::Memory { head, source })?;
+            raw
+        }
+    };
     Ok(Descriptor::from_le_bytes(raw))
 }
 
-/// Walks the chain starting at `head` in the descriptor table at `table` of a queue of `size`.
-pub(crate) fn walk_chain(mem: &GuestMemory, table: u64, size: u16, head: u16) -> Result<DescChain, QueueError> {
-    let mut chain = DescChain { head, readable: Vec::new(), writable: Vec::new() };
+/// Walks the chain starting at `head` in the queue's descriptor `table` (`size` entries) into
+/// `chain`, whose previous contents are replaced (its buffers' storage is reused).
+pub(crate) fn walk_chain(mem: &GuestMemory, table: DescTable, size: u16, head: u16, chain: &mut DescChain) -> Result<(), QueueError> {
+    chain.head = head;
+    chain.readable.clear();
+    chain.writable.clear();
     let max = u32::from(size);
     let mut index = head;
     let mut visited = 0u32;
@@ -211,12 +233,11 @@ pub(crate) fn walk_chain(mem: &GuestMemory, table: u64, size: u16, head: u16) ->
             if d.flags & VIRTQ_DESC_F_NEXT != 0 {
                 return Err(QueueError::IndirectWithNext { head });
             }
-            walk_indirect(mem, &d, size, &mut chain)?;
-            return Ok(chain);
+            return walk_indirect(mem, &d, size, chain);
         }
         chain.push(mem, &d)?;
         if d.flags & VIRTQ_DESC_F_NEXT == 0 {
-            return Ok(chain);
+            return Ok(());
         }
         index = d.next;
     }
@@ -232,6 +253,12 @@ fn walk_indirect(mem: &GuestMemory, indirect: &Descriptor, size: u16, chain: &mu
         return Err(QueueError::BadIndirectLen { head, len });
     }
     mem.check_range(indirect.addr, u64::from(len)).map_err(|source| QueueError::Memory { head, source })?;
+    // Usually inside one region: read it in place; a table across adjacent regions is read
+    // through GuestMemory, descriptor by descriptor.
+    let table = match mem.translate(indirect.addr, len as usize) {
+        Ok(host) => DescTable::Host(host),
+        Err(_) => DescTable::Guest(indirect.addr),
+    };
     let mut index = 0u16;
     let mut visited = 0u32;
     loop {
@@ -239,7 +266,7 @@ fn walk_indirect(mem: &GuestMemory, indirect: &Descriptor, size: u16, chain: &mu
         if visited > entries {
             return Err(QueueError::ChainTooLong { head, max: entries });
         }
-        let d = read_desc(mem, head, indirect.addr, index, entries)?;
+        let d = read_desc(mem, head, table, index, entries)?;
         // §2.7.5.3.1: "MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor".
         if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
             return Err(QueueError::NestedIndirect { head });

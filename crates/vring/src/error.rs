@@ -94,8 +94,6 @@ pub enum QueueError {
     Memory { head: u16, source: MemoryError },
     /// Device bug: add_used with a head index not below the queue size.
     UsedHeadOutOfRange { head: u16, size: u16 },
-    /// **hostile** (front-end / guest): a ring access failed translation.
-    RingAccess { ring: &'static str, source: MemoryError },
     /// **hostile** (front-end): the used ring's log address (`log_guest_addr`) + ring length overflows.
     UsedLogOverflow { log_addr: u64, len: u64 },
 }
@@ -134,7 +132,6 @@ impl fmt::Display for QueueError {
             QueueError::UsedHeadOutOfRange { head, size } => {
                 write!(f, "used element head {head} out of range for queue size {size}")
             }
-            QueueError::RingAccess { ring, source } => write!(f, "{ring} ring access: {source}"),
             QueueError::UsedLogOverflow { log_addr, len } => {
                 write!(f, "used ring log address {log_addr:#x} + {len:#x} overflows")
             }
@@ -145,7 +142,7 @@ impl fmt::Display for QueueError {
 impl std::error::Error for QueueError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            QueueError::Memory { source, .. } | QueueError::RingAccess { source, .. } => Some(source),
+            QueueError::Memory { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -5,12 +5,13 @@
 //! us. Ring addresses were validated once (alignment, inside one region) in `new`; every index the
 //! guest supplies is bounded before use; a misbehaving driver yields a `QueueError`, never a panic.
 
+use std::ptr;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use crate::desc::{walk_chain, DescChain, DESC_SIZE};
+use crate::desc::{walk_chain, DescChain, DescTable, DESC_SIZE};
 use crate::error::QueueError;
-use crate::memory::{ByteValued, GuestMemory};
+use crate::memory::GuestMemory;
 use crate::state::{QueueState, MAX_QUEUE_SIZE};
 
 /// used.flags: the device asks the driver not to kick (§2.7.10).
@@ -24,6 +25,12 @@ pub fn vring_need_event(event_idx: u16, new: u16, old: u16) -> bool {
 }
 
 /// One split virtqueue, device side.
+///
+/// The three rings are translated to host addresses once, in `new`: every ring access on the hot
+/// path is then a plain volatile load or store at a fixed offset, with no region lookup. That is
+/// sound because each ring was checked to lie inside ONE region, and `mem` (which this queue
+/// holds) keeps that region mapped for the queue's lifetime; a memory-table change stops and
+/// rebuilds the queue.
 #[derive(Debug)]
 pub struct SplitQueue {
     mem: Arc<GuestMemory>,
@@ -31,7 +38,17 @@ pub struct SplitQueue {
     /// used.idx at the last notification decision, for EVENT_IDX; None until the first one
     /// (then the device always notifies, like Linux vhost's `signalled_used_valid`).
     signalled_used: Option<u16>,
+    /// Host address of the descriptor table (16-byte aligned, `size` entries).
+    desc: *const u8,
+    /// Host address of the avail ring (2-byte aligned, 6 + 2·size bytes).
+    avail: *const u8,
+    /// Host address of the used ring (4-byte aligned, 6 + 8·size bytes).
+    used: *mut u8,
 }
+
+// SAFETY: the ring pointers point into mappings owned by `mem` (Send + Sync), which this queue
+// keeps alive; the guest bytes behind them are only accessed with volatile, tear-tolerant copies.
+unsafe impl Send for SplitQueue {}
 
 impl SplitQueue {
     /// Validates `state` against `mem` (the restore half of the migration seam): size a power of
@@ -48,19 +65,19 @@ impl SplitQueue {
             ("avail", state.avail_addr, 2, 6 + 2 * n),
             ("used", state.used_addr, 4, 6 + 8 * n),
         ];
-        for (ring, addr, align, len) in rings {
+        let mut host = [ptr::null_mut(); 3];
+        for ((ring, addr, align, len), host) in rings.into_iter().zip(&mut host) {
             if addr % align != 0 {
                 return Err(QueueError::MisalignedRing { ring, addr, align });
             }
-            if mem.translate(addr, len as usize).is_err() {
-                return Err(QueueError::RingOutOfMemory { ring, addr, len });
-            }
+            *host = mem.translate(addr, len as usize).map_err(|_| QueueError::RingOutOfMemory { ring, addr, len })?;
         }
         let used_len = 6 + 8 * n;
         if let Some(log_addr) = state.used_log_addr {
             log_addr.checked_add(used_len).ok_or(QueueError::UsedLogOverflow { log_addr, len: used_len })?;
         }
-        Ok(SplitQueue { mem, state, signalled_used: None })
+        let [desc, avail, used] = host;
+        Ok(SplitQueue { mem, state, signalled_used: None, desc, avail, used })
     }
 
     /// The current value of the queue (GET_VRING_BASE, migration).
@@ -82,30 +99,45 @@ impl SplitQueue {
         self.state.size
     }
 
-    fn read_u16(&self, ring: &'static str, gpa: u64) -> Result<u16, QueueError> {
-        let v: u16 = self.mem.read_obj(gpa).map_err(|source| QueueError::RingAccess { ring, source })?;
-        Ok(u16::from_le(v))
+    /// The u16 at byte `offset` of the avail ring (`offset` even and < 6 + 2·size).
+    fn read_avail(&self, offset: u64) -> u16 {
+        // SAFETY: `new` checked that the avail ring is inside mapped guest memory and 2-byte
+        // aligned; callers pass even offsets inside it. Volatile: the driver writes concurrently.
+        u16::from_le(unsafe { ptr::read_volatile(self.avail.add(offset as usize).cast::<u16>()) })
     }
 
-    /// Stores `v` at byte `offset` of the used ring, logged at the used ring's log address.
-    fn write_used<T: ByteValued>(&self, offset: u64, v: T) -> Result<(), QueueError> {
-        let gpa = self.state.used_addr + offset;
+    /// Stores the u16 or u32 `v` at byte `offset` of the used ring (aligned for `T`, inside the
+    /// ring) and logs the write.
+    fn write_used<T: UsedField>(&self, offset: u64, v: T) {
+        self.store_used(offset, v);
+        self.log_used(offset, std::mem::size_of::<T>());
+    }
+
+    /// `write_used` without the log entry (the caller logs the whole field it stored in parts).
+    fn store_used<T: UsedField>(&self, offset: u64, v: T) {
+        // SAFETY: `new` checked that the used ring is inside mapped guest memory and 4-byte
+        // aligned; callers pass offsets inside it that are aligned for T (u16 or u32).
+        unsafe { ptr::write_volatile(self.used.add(offset as usize).cast::<T>(), v) };
+    }
+
+    /// Notes a write of `len` bytes at byte `offset` of the used ring, at the ring's log address.
+    fn log_used(&self, offset: u64, len: usize) {
         // Overflow-checked in `new`.
-        let log_gpa = self.state.used_log_addr.map_or(gpa, |log_addr| log_addr + offset);
-        self.mem.write_obj_logged_at(gpa, v, log_gpa).map_err(|source| QueueError::RingAccess { ring: "used", source })
+        let gpa = self.state.used_log_addr.unwrap_or(self.state.used_addr) + offset;
+        self.mem.note_write(gpa, len);
     }
 
-    fn avail_flags(&self) -> Result<u16, QueueError> {
-        self.read_u16("avail", self.state.avail_addr)
+    fn avail_flags(&self) -> u16 {
+        self.read_avail(0)
     }
 
-    fn avail_idx(&self) -> Result<u16, QueueError> {
-        self.read_u16("avail", self.state.avail_addr + 2)
+    fn avail_idx(&self) -> u16 {
+        self.read_avail(2)
     }
 
     /// avail.idx - next_avail; more than the queue size means a hostile driver.
     pub fn avail_pending(&self) -> Result<u16, QueueError> {
-        let avail_idx = self.avail_idx()?;
+        let avail_idx = self.avail_idx();
         let pending = avail_idx.wrapping_sub(self.state.next_avail);
         if pending > self.size() {
             return Err(QueueError::AvailIdxTooFarAhead { avail_idx, next_avail: self.state.next_avail, size: self.size() });
@@ -115,17 +147,24 @@ impl SplitQueue {
 
     /// The next available chain, or None. A malformed chain is an error (the device is broken).
     pub fn pop_chain(&mut self) -> Result<Option<DescChain>, QueueError> {
+        let mut chain = DescChain::default();
+        Ok(self.pop_chain_into(&mut chain)?.then_some(chain))
+    }
+
+    /// As `pop_chain`, refilling `chain` (its buffers' storage is reused: no allocation per chain
+    /// on the hot path); false if no chain is available (`chain` is then unchanged).
+    pub fn pop_chain_into(&mut self, chain: &mut DescChain) -> Result<bool, QueueError> {
         if self.avail_pending()? == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         // Pairs with the driver's write barrier before its avail.idx store: the ring entry and the
         // descriptors it names are read only after we saw the index that published them.
         fence(Ordering::Acquire);
         let slot = u64::from(self.state.next_avail % self.size());
-        let head = self.read_u16("avail", self.state.avail_addr + 4 + 2 * slot)?;
-        let chain = walk_chain(&self.mem, self.state.desc_addr, self.size(), head)?;
+        let head = self.read_avail(4 + 2 * slot);
+        walk_chain(&self.mem, DescTable::Host(self.desc), self.size(), head, chain)?;
         self.state.next_avail = self.state.next_avail.wrapping_add(1);
-        Ok(Some(chain))
+        Ok(true)
     }
 
     /// Puts back the last `n` popped chains (they will be popped again, re-read from the guest).
@@ -140,38 +179,40 @@ impl SplitQueue {
             return Err(QueueError::UsedHeadOutOfRange { head, size: self.size() });
         }
         let slot = u64::from(self.state.next_used % self.size());
-        // struct virtq_used_elem { le32 id; le32 len; } as one little-endian u64.
-        let elem = (u64::from(len) << 32 | u64::from(head)).to_le();
-        self.write_used(4 + 8 * slot, elem)?;
+        // struct virtq_used_elem { le32 id; le32 len; } (4-byte aligned: two u32 stores).
+        let offset = 4 + 8 * slot;
+        self.store_used(offset, u32::from(head).to_le());
+        self.store_used(offset + 4, len.to_le());
+        self.log_used(offset, 8);
         self.state.next_used = self.state.next_used.wrapping_add(1);
         Ok(())
     }
 
     /// Stores used.idx = next_used, making the added elements visible to the driver.
-    pub fn publish_used(&mut self) -> Result<(), QueueError> {
+    pub fn publish_used(&mut self) {
         // The driver reads used elements after it sees used.idx: order our element (and buffer)
         // writes before the index store.
         fence(Ordering::Release);
-        self.write_used(2, self.state.next_used.to_le())
+        self.write_used(2, self.state.next_used.to_le());
     }
 
     /// Whether the driver wants an interrupt for what was published since the last decision:
     /// with EVENT_IDX `vring_need_event(used_event, new, old)` (§2.7.7.2), otherwise
     /// `!(avail.flags & VRING_AVAIL_F_NO_INTERRUPT)` (§2.7.7.1).
-    pub fn needs_notification(&mut self) -> Result<bool, QueueError> {
+    pub fn needs_notification(&mut self) -> bool {
         // Our used.idx store must be visible before we read the driver's suppression state, or we
         // could miss a used_event update made after the driver checked used.idx (lost interrupt).
         fence(Ordering::SeqCst);
         if !self.state.event_idx {
-            return Ok(self.avail_flags()? & VRING_AVAIL_F_NO_INTERRUPT == 0);
+            return self.avail_flags() & VRING_AVAIL_F_NO_INTERRUPT == 0;
         }
         let new = self.state.next_used;
         let old = self.signalled_used.replace(new);
-        let used_event = self.read_u16("avail", self.used_event_addr())?;
-        Ok(match old {
+        let used_event = self.read_avail(self.used_event_offset());
+        match old {
             None => true,
             Some(old) => vring_need_event(used_event, new, old),
-        })
+        }
     }
 
     /// Asks the driver for kicks (clears VRING_USED_F_NO_NOTIFY, or with EVENT_IDX writes
@@ -179,9 +220,9 @@ impl SplitQueue {
     /// caller must then process them instead of sleeping.
     pub fn enable_notification(&mut self) -> Result<bool, QueueError> {
         if self.state.event_idx {
-            self.write_used(self.avail_event_offset(), self.state.next_avail.to_le())?;
+            self.write_used(self.avail_event_offset(), self.state.next_avail.to_le());
         } else {
-            self.write_used(0, 0u16)?;
+            self.write_used(0, 0u16);
         }
         // The driver checks our flag/avail_event after storing avail.idx; we check avail.idx after
         // storing the flag/avail_event. Without a full fence both could miss each other (lost kick).
@@ -191,16 +232,15 @@ impl SplitQueue {
 
     /// Tells the driver not to kick (sets VRING_USED_F_NO_NOTIFY; with EVENT_IDX there is nothing
     /// to do: avail_event simply stays behind).
-    pub fn disable_notification(&mut self) -> Result<(), QueueError> {
-        if self.state.event_idx {
-            return Ok(());
+    pub fn disable_notification(&mut self) {
+        if !self.state.event_idx {
+            self.write_used(0, VRING_USED_F_NO_NOTIFY.to_le());
         }
-        self.write_used(0, VRING_USED_F_NO_NOTIFY.to_le())
     }
 
-    /// avail ring's trailing used_event field.
-    fn used_event_addr(&self) -> u64 {
-        self.state.avail_addr + 4 + 2 * u64::from(self.size())
+    /// Offset of the avail ring's trailing used_event field.
+    fn used_event_offset(&self) -> u64 {
+        4 + 2 * u64::from(self.size())
     }
 
     /// Offset of the used ring's trailing avail_event field.
@@ -208,3 +248,8 @@ impl SplitQueue {
         4 + 8 * u64::from(self.size())
     }
 }
+
+/// The used-ring field types `write_used` stores (both fit the ring's 4-byte alignment).
+trait UsedField: Copy {}
+impl UsedField for u16 {}
+impl UsedField for u32 {}

@@ -131,7 +131,7 @@ fn used_ring_is_logged_at_log_guest_addr() {
     driver.publish_avail();
     let chain = queue.pop_chain().unwrap().unwrap();
     queue.add_used(chain.head, 1).unwrap();
-    queue.publish_used().unwrap();
+    queue.publish_used();
     assert_eq!(frontend.dirty_pages(0), vec![used / VHOST_LOG_PAGE]);
 
     // A different log address: the used ring's writes are logged there, not at used_addr.
@@ -144,7 +144,7 @@ fn used_ring_is_logged_at_log_guest_addr() {
     driver.publish_avail();
     let chain = queue.pop_chain().unwrap().unwrap();
     queue.add_used(chain.head, 1).unwrap();
-    queue.publish_used().unwrap();
+    queue.publish_used();
     assert_eq!(frontend.dirty_pages(0), vec![log_addr / VHOST_LOG_PAGE]);
     assert_eq!(driver.used_idx(), 2);
 
@@ -167,7 +167,7 @@ fn nothing_is_logged_without_a_log() {
     let chain = queue.pop_chain().unwrap().unwrap();
     chain.copy_to_writable(queue.memory(), &[1, 2, 3, 4]).unwrap();
     queue.add_used(chain.head, 4).unwrap();
-    queue.publish_used().unwrap();
+    queue.publish_used();
     queue.enable_notification().unwrap();
     assert_eq!(frontend.dirty_pages(0), Vec::<u64>::new());
 }

@@ -172,7 +172,7 @@ fn hostile_rings_never_panic_or_escape_guest_memory() {
         for _ in 0..2 * u32::from(size) + 2 {
             match rng.below(10) {
                 0 => {
-                    let _ = queue.publish_used();
+                    queue.publish_used();
                     let _ = queue.needs_notification();
                 }
                 1 => {
@@ -232,7 +232,7 @@ fn hostile_ring_placement_is_rejected_or_safe() {
                     touch(queue.memory(), &chain);
                     let _ = queue.add_used(chain.head, 0);
                 }
-                let _ = queue.publish_used();
+                queue.publish_used();
                 let _ = queue.needs_notification();
                 let _ = queue.enable_notification();
                 let _ = queue.disable_notification();

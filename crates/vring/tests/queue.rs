@@ -82,7 +82,7 @@ fn used_elements_become_visible_on_publish() {
     queue.add_used(b, 60).unwrap();
     queue.add_used(a, 0).unwrap();
     assert_eq!(driver.used_idx(), 0, "add_used does not publish");
-    queue.publish_used().unwrap();
+    queue.publish_used();
     assert_eq!(driver.used_idx(), 2);
     assert_eq!(driver.used_elem(0), (u32::from(b), 60));
     assert_eq!(driver.used_elem(1), (u32::from(a), 0));
@@ -104,7 +104,7 @@ fn free_running_indices_wrap_around_u16() {
         assert_eq!(pop(&mut queue).head, head);
         queue.add_used(head, i as u32).unwrap();
     }
-    queue.publish_used().unwrap();
+    queue.publish_used();
     assert_eq!(queue.state().next_avail, 2);
     assert_eq!(driver.used_idx(), 2);
     for (i, &head) in heads.iter().enumerate() {
@@ -123,7 +123,7 @@ fn many_rounds_through_a_small_ring() {
         assert_eq!(chain.head, head);
         assert_eq!(chain.readable_len() + chain.writable_len(), u64::from(bufs[0].len));
         queue.add_used(head, round).unwrap();
-        queue.publish_used().unwrap();
+        queue.publish_used();
         assert_eq!(driver.used_elem(driver.used_idx().wrapping_sub(1)), (u32::from(head), round));
     }
 }
@@ -334,17 +334,17 @@ fn buffer_spanning_adjacent_regions() {
 #[test]
 fn no_interrupt_and_no_notify_flags() {
     let (_g, mut driver, mut queue) = setup(8, false);
-    assert!(queue.needs_notification().unwrap());
+    assert!(queue.needs_notification());
     driver.set_avail_flags(VRING_AVAIL_F_NO_INTERRUPT);
-    assert!(!queue.needs_notification().unwrap());
+    assert!(!queue.needs_notification());
     driver.set_avail_flags(0);
-    assert!(queue.needs_notification().unwrap());
+    assert!(queue.needs_notification());
 
-    queue.disable_notification().unwrap();
+    queue.disable_notification();
     assert_eq!(driver.used_flags(), VRING_USED_F_NO_NOTIFY);
     assert!(!queue.enable_notification().unwrap(), "nothing pending");
     assert_eq!(driver.used_flags(), 0);
-    queue.disable_notification().unwrap();
+    queue.disable_notification();
     driver.add_desc_chain(&[(0x8000, 1, false)]);
     driver.publish_avail();
     assert!(queue.enable_notification().unwrap(), "a chain arrived while kicks were off");
@@ -361,28 +361,28 @@ fn event_idx_suppression() {
     let complete_one = |queue: &mut SplitQueue| {
         let chain = pop(queue);
         queue.add_used(chain.head, 1).unwrap();
-        queue.publish_used().unwrap();
+        queue.publish_used();
     };
     driver.set_used_event(0);
     complete_one(&mut queue);
-    assert!(queue.needs_notification().unwrap(), "first decision always notifies");
-    assert!(!queue.needs_notification().unwrap(), "nothing new since");
+    assert!(queue.needs_notification(), "first decision always notifies");
+    assert!(!queue.needs_notification(), "nothing new since");
     driver.set_used_event(1);
     complete_one(&mut queue); // used.idx 1 -> 2 crosses used_event 1
-    assert!(queue.needs_notification().unwrap());
+    assert!(queue.needs_notification());
     driver.set_used_event(4);
     complete_one(&mut queue); // 2 -> 3
-    assert!(!queue.needs_notification().unwrap());
+    assert!(!queue.needs_notification());
     complete_one(&mut queue); // 3 -> 4
     complete_one(&mut queue); // 4 -> 5 crosses 4 (two elements in one decision)
-    assert!(queue.needs_notification().unwrap());
+    assert!(queue.needs_notification());
     // Flags are ignored with EVENT_IDX.
     driver.set_avail_flags(VRING_AVAIL_F_NO_INTERRUPT);
     driver.set_used_event(5);
     complete_one(&mut queue);
-    assert!(queue.needs_notification().unwrap());
+    assert!(queue.needs_notification());
 
-    queue.disable_notification().unwrap();
+    queue.disable_notification();
     assert_eq!(driver.used_flags(), 0, "EVENT_IDX does not use the NO_NOTIFY flag");
     assert!(queue.enable_notification().unwrap(), "two chains still pending");
     assert_eq!(driver.avail_event(), queue.state().next_avail);
@@ -424,8 +424,8 @@ fn used_ring_writes_are_noted_for_dirty_logging() {
         let chain = pop(&mut queue);
         queue.add_used(chain.head, 1).unwrap();
     }
-    queue.publish_used().unwrap();
-    queue.disable_notification().unwrap();
+    queue.publish_used();
+    queue.disable_notification();
     queue.enable_notification().unwrap();
     assert_eq!(*log.0.lock().unwrap(), vec![(used + 4, 8), (used + 12, 8), (used + 2, 2), (used, 2), (used, 2)]);
 
@@ -433,4 +433,35 @@ fn used_ring_writes_are_noted_for_dirty_logging() {
     log.0.lock().unwrap().clear();
     queue.enable_notification().unwrap();
     assert_eq!(*log.0.lock().unwrap(), vec![(used + 4 + 8 * 8, 2)]);
+}
+
+#[test]
+fn pop_chain_into_replaces_the_previous_chain_whole() {
+    let (_g, mut driver, mut queue) = setup(16, false);
+    let (first, first_bufs) = driver.add_alloc_chain(&[(12, false), (100, false), (2048, true)]);
+    let (second, second_bufs) = driver.add_alloc_chain(&[(64, true)]);
+    driver.publish_avail();
+    let mut chain = vring::DescChain::default();
+    assert!(queue.pop_chain_into(&mut chain).unwrap());
+    assert_eq!((chain.head, chain.readable.clone(), chain.writable.clone()), (first, first_bufs[..2].to_vec(), first_bufs[2..].to_vec()));
+    assert!(queue.pop_chain_into(&mut chain).unwrap());
+    assert_eq!((chain.head, chain.readable.clone(), chain.writable.clone()), (second, vec![], second_bufs.to_vec()));
+    assert!(!queue.pop_chain_into(&mut chain).unwrap(), "empty ring");
+    assert_eq!(chain.head, second, "left as it was");
+}
+
+#[test]
+fn an_indirect_table_across_two_adjacent_regions_is_read_whole() {
+    const HALF: u64 = MEM / 2;
+    let guest = MockGuest::with_regions(&[(0, HALF), (HALF, HALF)]);
+    let mut driver = MockDriver::with_layout(guest.memory(), 16, 0, HALF, 7);
+    let mut queue = SplitQueue::new(guest.memory().clone(), driver.state(false)).unwrap();
+    // Three descriptors: the first in the low region, the other two in the high one.
+    let bufs = [(0x9000, 12, false), (0x9100, 60, false), (0x9200, 1500, true)];
+    let head = driver.add_indirect_chain(HALF - 16, &bufs);
+    driver.publish_avail();
+    let chain = pop(&mut queue);
+    assert_eq!(chain.head, head);
+    assert_eq!(chain.readable, vec![Buf { addr: 0x9000, len: 12 }, Buf { addr: 0x9100, len: 60 }]);
+    assert_eq!(chain.writable, vec![Buf { addr: 0x9200, len: 1500 }]);
 }

@@ -28,6 +28,12 @@ pub struct PortCounters {
 pub type PortCountersSnapshot = Vec<(&'static str, u64)>;
 
 impl PortCounters {
+    /// Adds `n` to a counter whose writers all hold one lock (the port's sink lock): a plain load
+    /// and store, no locked read-modify-write; readers still see whole values.
+    pub fn add_serialized(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

@@ -41,8 +41,12 @@ pub struct GuestRx {
     enabled: bool,
     mrg_rxbuf: bool,
     hdr_len: usize,
+    /// Chains popped for the frame being delivered: the first `n` of them, refilled frame after
+    /// frame (storage reused, no allocation per frame).
     chains: Vec<DescChain>,
     iov: Vec<libc::iovec>,
+    /// Used elements were added since the last `publish`.
+    unpublished: bool,
 }
 
 // SAFETY: `iov` is scratch space refilled before every use with pointers into the guest memory
@@ -51,7 +55,7 @@ unsafe impl Send for GuestRx {}
 
 impl GuestRx {
     pub fn new(queue: SplitQueue, call: Option<Arc<OwnedFd>>, enabled: bool, mrg_rxbuf: bool, hdr_len: usize) -> GuestRx {
-        GuestRx { queue, call, enabled, mrg_rxbuf, hdr_len, chains: Vec::new(), iov: Vec::new() }
+        GuestRx { queue, call, enabled, mrg_rxbuf, hdr_len, chains: Vec::new(), iov: Vec::new(), unpublished: false }
     }
 
     /// The ring's state, for GET_VRING_BASE and restarts.
@@ -60,35 +64,41 @@ impl GuestRx {
     }
 
     /// Writes the virtio-net header (no offloads: all zero but `num_buffers`) and the frame into
-    /// as many RX chains as it needs (one without MRG_RXBUF), publishes them and interrupts the
-    /// guest if it asked for it.
+    /// as many RX chains as it needs (one without MRG_RXBUF) and adds them to the used ring; the
+    /// guest sees them after `publish`.
     pub fn deliver(&mut self, frame: &Frame) -> Result<(), DeliverError> {
         if !self.enabled {
             return Err(DeliverError::NotEnabled);
         }
         let needed = (self.hdr_len + frame.len()) as u64;
-        self.chains.clear();
+        let mut n = 0;
         let mut capacity = 0u64;
         while capacity < needed {
-            let Some(chain) = self.queue.pop_chain()? else { break };
-            capacity += chain.writable_len();
-            self.chains.push(chain);
+            if n == self.chains.len() {
+                self.chains.push(DescChain::default());
+            }
+            if !self.queue.pop_chain_into(&mut self.chains[n])? {
+                break;
+            }
+            capacity += self.chains[n].writable_len();
+            n += 1;
             if !self.mrg_rxbuf {
                 break;
             }
         }
         if capacity < needed {
-            self.queue.undo_pop(self.chains.len() as u16);
+            self.queue.undo_pop(n as u16);
             return Err(DeliverError::NoBuffer);
         }
-        let memory = self.queue.memory_arc().clone();
+        let chains = &self.chains[..n];
+        let memory = self.queue.memory();
         self.iov.clear();
-        for chain in &self.chains {
-            chain.iovecs(&memory, true, &mut self.iov)?;
+        for chain in chains {
+            chain.iovecs(memory, true, &mut self.iov)?;
         }
         let mut header = [0u8; 12];
         if self.hdr_len == 12 {
-            header[NUM_BUFFERS_OFFSET as usize..].copy_from_slice(&(self.chains.len() as u16).to_le_bytes());
+            header[NUM_BUFFERS_OFFSET as usize..].copy_from_slice(&(n as u16).to_le_bytes());
         }
         let header_iov = [libc::iovec { iov_base: header.as_mut_ptr() as *mut libc::c_void, iov_len: self.hdr_len }];
         // SAFETY: `header_iov` points at a live local; `self.iov` are writable guest buffers that
@@ -98,18 +108,27 @@ impl GuestRx {
             frame.copy_into(&self.iov, self.hdr_len);
         }
         let mut left = needed;
-        for chain in &self.chains {
+        for chain in &self.chains[..n] {
             let share = left.min(chain.writable_len());
-            chain.note_written(&memory, share);
+            chain.note_written(self.queue.memory(), share);
             self.queue.add_used(chain.head, share as u32)?;
             left -= share;
         }
-        self.queue.publish_used()?;
-        if self.queue.needs_notification()? {
+        self.unpublished = true;
+        Ok(())
+    }
+
+    /// Makes the frames delivered since the last call visible to the guest and interrupts it if
+    /// it asked for that.
+    pub fn publish(&mut self) {
+        if !std::mem::take(&mut self.unpublished) {
+            return;
+        }
+        self.queue.publish_used();
+        if self.queue.needs_notification() {
             if let Some(call) = &self.call {
                 eventfd::signal(call);
             }
         }
-        Ok(())
     }
 }

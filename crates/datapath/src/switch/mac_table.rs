@@ -1,13 +1,17 @@
 //! The switch's MAC table: which port each (VLAN, MAC) was last seen on, with aging.
 //!
-//! Learning runs on every frame, so the common case — a known source seen again on the same port —
-//! takes only the read lock and refreshes an atomic timestamp; the write lock is taken only when a
-//! station appears or moves. A table that is full learns nothing more (a guest flooding random
+//! Learning runs on every frame, so the common cases — a known source seen again on the same port,
+//! or on another port (it moved; or two ports claim one MAC and it flaps, as with testpmd's
+//! flowgen) — take only the read lock and store into the entry's atomics, like the Linux bridge's
+//! fdb update; the write lock is taken only when a station appears. A table that is full learns nothing more (a guest flooding random
 //! source MACs cannot grow it without bound); unknown destinations are then flooded.
+//!
+//! Every change of where a station lives (learned, moved, aged out, forgotten) bumps a generation
+//! number, so a forwarding thread may keep answers it read (see `Sender`) until it changes.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -19,7 +23,7 @@ pub type Mac = [u8; 6];
 pub const MAX_MAC_ENTRIES: usize = 8192;
 
 struct Entry {
-    port: PortId,
+    port: AtomicU32,
     /// Milliseconds since the table's epoch when the station last sent a frame.
     last_seen_ms: AtomicU64,
 }
@@ -35,12 +39,14 @@ pub struct MacEntry {
 
 pub struct MacTable {
     entries: RwLock<HashMap<u64, Entry, KeyHasher>>,
+    /// Bumped (under the write lock) whenever an entry is added, moved or removed.
+    generation: AtomicU64,
     epoch_ms: u64,
     aging: Duration,
 }
 
 /// (VLAN, MAC) packed into one word: VLAN in the top 16 bits.
-fn key(vlan: u16, mac: Mac) -> u64 {
+pub(super) fn key(vlan: u16, mac: Mac) -> u64 {
     let mut bytes = [0u8; 8];
     bytes[..2].copy_from_slice(&vlan.to_be_bytes());
     bytes[2..].copy_from_slice(&mac);
@@ -124,11 +130,31 @@ pub enum Learned {
 
 impl MacTable {
     pub fn new(aging: Duration) -> MacTable {
-        MacTable { entries: RwLock::new(HashMap::with_hasher(KeyHasher::random())), epoch_ms: coarse_now_ms(), aging }
+        MacTable {
+            entries: RwLock::new(HashMap::with_hasher(KeyHasher::random())),
+            generation: AtomicU64::new(0),
+            epoch_ms: coarse_now_ms(),
+            aging,
+        }
     }
 
-    fn now_ms(&self) -> u64 {
+    /// Milliseconds since the table's epoch, on the clock `last_seen` is kept in.
+    pub(super) fn now_ms(&self) -> u64 {
         coarse_now_ms().saturating_sub(self.epoch_ms)
+    }
+
+    pub(super) fn aging_ms(&self) -> u64 {
+        self.aging.as_millis() as u64
+    }
+
+    /// Changes whenever a station is added, moved or removed: answers read while it stays the same
+    /// are still true (a live entry can only get younger).
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Records that `mac` (a unicast source) sent a frame on `port`.
@@ -137,39 +163,56 @@ impl MacTable {
         {
             let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = entries.get(&key(vlan, mac)) {
-                if entry.port == port {
-                    entry.last_seen_ms.store(now, Ordering::Relaxed);
-                    return Learned::Known;
-                }
+                return self.refresh(entry, port, now);
             }
         }
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let moved = entries.contains_key(&key(vlan, mac));
-        if !moved && entries.len() >= MAX_MAC_ENTRIES {
+        if let Some(entry) = entries.get(&key(vlan, mac)) {
+            return self.refresh(entry, port, now); // learned by another thread meanwhile
+        }
+        if entries.len() >= MAX_MAC_ENTRIES {
             self.expire_locked(&mut entries, now);
             if entries.len() >= MAX_MAC_ENTRIES {
                 return Learned::TableFull;
             }
         }
-        entries.insert(key(vlan, mac), Entry { port, last_seen_ms: AtomicU64::new(now) });
-        if moved {
-            Learned::Moved
-        } else {
-            Learned::New
+        entries.insert(key(vlan, mac), Entry { port: AtomicU32::new(port), last_seen_ms: AtomicU64::new(now) });
+        self.changed();
+        Learned::New
+    }
+
+    /// A known station sent a frame on `port` at `now`.
+    fn refresh(&self, entry: &Entry, port: PortId, now: u64) -> Learned {
+        entry.last_seen_ms.store(now, Ordering::Relaxed);
+        if entry.port.load(Ordering::Relaxed) == port {
+            return Learned::Known;
         }
+        entry.port.store(port, Ordering::Relaxed);
+        self.changed();
+        Learned::Moved
     }
 
     /// The port `mac` was last seen on, unless that was longer ago than the aging time.
     pub fn lookup(&self, vlan: u16, mac: Mac) -> Option<PortId> {
+        self.lookup_live(vlan, mac, self.now_ms()).map(|(port, _)| port)
+    }
+
+    /// As `lookup` at time `now`, also returning until when (at least) the entry stays live.
+    pub(super) fn lookup_live(&self, vlan: u16, mac: Mac, now: u64) -> Option<(PortId, u64)> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(&key(vlan, mac))?;
-        let age = self.now_ms().saturating_sub(entry.last_seen_ms.load(Ordering::Relaxed));
-        (age <= self.aging.as_millis() as u64).then_some(entry.port)
+        let live_until = entry.last_seen_ms.load(Ordering::Relaxed).saturating_add(self.aging_ms());
+        (now <= live_until).then_some((entry.port.load(Ordering::Relaxed), live_until))
     }
 
     /// Forgets every station on `port` (the port went away).
     pub fn forget_port(&self, port: PortId) {
-        self.entries.write().unwrap_or_else(|e| e.into_inner()).retain(|_, e| e.port != port);
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let before = entries.len();
+        entries.retain(|_, e| e.port.load(Ordering::Relaxed) != port);
+        if entries.len() != before {
+            self.changed();
+        }
     }
 
     /// Points `mac` at `port` at once (e.g. a RARP announcing a migrated guest).
@@ -188,7 +231,7 @@ impl MacTable {
             .map(|((vlan, mac), e)| MacEntry {
                 vlan,
                 mac,
-                port: e.port,
+                port: e.port.load(Ordering::Relaxed),
                 age: Duration::from_millis(now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed))),
             })
             .collect();
@@ -197,8 +240,12 @@ impl MacTable {
     }
 
     fn expire_locked(&self, entries: &mut HashMap<u64, Entry, KeyHasher>, now: u64) {
-        let aging = self.aging.as_millis() as u64;
+        let aging = self.aging_ms();
+        let before = entries.len();
         entries.retain(|_, e| now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed)) <= aging);
+        if entries.len() != before {
+            self.changed();
+        }
     }
 }
 

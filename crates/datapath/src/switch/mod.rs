@@ -4,18 +4,24 @@
 //!
 //! Forwarding runs on whichever thread received the frame (a guest's TX worker, an uplink's reader)
 //! and writes straight into the destination: a guest-to-guest frame is copied once, from the
-//! sender's TX buffers into the receiver's RX buffers. Locks on that path: the port list's read
-//! lock (shared by all forwarders), the MAC table's read lock, and the one destination port's sink
-//! lock while it copies; no global lock, and no queue that a slow receiver could fill.
+//! sender's TX buffers into the receiver's RX buffers. Locks on that path: the one destination
+//! port's sink lock while it copies; the port list's and the MAC table's read locks only when the
+//! sender's memo of the table is out of date (or to flood). No global lock, and no queue that a
+//! slow receiver could fill.
+//!
+//! A forwarding thread keeps a `Sender` per port it forwards from: guest destinations' used rings
+//! are published once per batch, not per frame, and the last MAC-table answers are re-used while
+//! the table is unchanged.
 
 mod counters;
 mod frame;
 mod guest_rx;
 mod mac_table;
+mod sender;
 mod uplink;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ pub use counters::{PortCounters, PortCountersSnapshot};
 pub use frame::{skip_bytes, EthernetHeader, Frame};
 pub use guest_rx::{DeliverError, GuestRx};
 pub use mac_table::{Learned, Mac, MacEntry, MacTable, MAX_MAC_ENTRIES};
+use sender::Deliveries;
+pub use sender::Sender;
 pub use uplink::{FrameWriter, HostPort, StreamAddress, StreamUplink, TapUplink, Uplink, UplinkError};
 
 pub type PortId = u32;
@@ -79,11 +87,15 @@ impl SwitchPort {
         *self.sink() = Sink::Guest { rx, on_fault };
     }
 
-    /// Takes the guest's RX ring back (stop, memory change); returns its state.
+    /// Takes the guest's RX ring back (stop, memory change); returns its state, with everything
+    /// delivered published first.
     pub fn detach_guest_rx(&self) -> Option<vring::QueueState> {
         let mut sink = self.sink();
         match std::mem::replace(&mut *sink, Sink::Detached) {
-            Sink::Guest { rx, .. } => Some(rx.state()),
+            Sink::Guest { mut rx, .. } => {
+                rx.publish();
+                Some(rx.state())
+            }
             other => {
                 *sink = other;
                 None
@@ -101,13 +113,17 @@ impl SwitchPort {
         *self.sink() = Sink::Writer(writer);
     }
 
-    /// Delivers one frame to this port, counting what happens.
-    fn deliver(&self, frame: &Frame, eth: &EthernetHeader) {
+    /// Delivers one frame to this port, counting what happens; a frame put into a guest's RX ring
+    /// is published with `deliveries`.
+    fn deliver(self: &Arc<Self>, frame: &Frame, eth: &EthernetHeader, deliveries: &mut Deliveries) {
         let mut sink = self.sink();
         let outcome = match &mut *sink {
             Sink::Detached => Err(&self.counters.drop_not_ready),
             Sink::Guest { rx, on_fault } => match rx.deliver(frame) {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    deliveries.note(self);
+                    Ok(())
+                }
                 Err(DeliverError::NoBuffer) => Err(&self.counters.drop_no_buffer),
                 Err(DeliverError::NotEnabled) => Err(&self.counters.drop_not_ready),
                 Err(DeliverError::Fault(message)) => {
@@ -123,18 +139,24 @@ impl SwitchPort {
                 writer.write_frame(frame).map_err(|_| &self.counters.drop_port_error)
             }
         };
+        // Still under the sink lock, which every writer of these counters holds.
         match outcome {
             Ok(()) => {
-                PortCounters::add(&self.counters.to_port_frames, 1);
-                PortCounters::add(&self.counters.to_port_bytes, frame.len() as u64);
+                PortCounters::add_serialized(&self.counters.to_port_frames, 1);
+                PortCounters::add_serialized(&self.counters.to_port_bytes, frame.len() as u64);
             }
-            Err(counter) => PortCounters::add(counter, 1),
+            Err(counter) => PortCounters::add_serialized(counter, 1),
         }
     }
 }
 
+/// The port list as forwarders read it: replaced whole (copy on write) when a port comes or goes.
+pub(crate) type PortList = Arc<Vec<Arc<SwitchPort>>>;
+
 pub struct Switch {
-    ports: RwLock<Vec<Arc<SwitchPort>>>,
+    ports: RwLock<PortList>,
+    /// Bumped after every change of `ports`, so a forwarder knows its copy is out of date.
+    ports_generation: AtomicU64,
     macs: MacTable,
     next_id: AtomicU32,
     /// Largest frame (Ethernet header and one VLAN tag included) the segment carries.
@@ -145,7 +167,8 @@ impl Switch {
     /// A switch for frames up to `mtu` bytes of payload.
     pub fn new(mtu: u16, aging: Duration) -> Arc<Switch> {
         Arc::new(Switch {
-            ports: RwLock::new(Vec::new()),
+            ports: RwLock::default(),
+            ports_generation: AtomicU64::new(0),
             macs: MacTable::new(aging),
             next_id: AtomicU32::new(1),
             max_frame: mtu as usize + 18,
@@ -162,8 +185,29 @@ impl Switch {
             counters: PortCounters::default(),
             sink: Mutex::new(Sink::Detached),
         });
-        self.ports.write().unwrap_or_else(|e| e.into_inner()).push(port.clone());
+        self.change_ports(|ports| ports.push(port.clone()));
         port
+    }
+
+    /// Applies `change` to a copy of the port list and publishes the copy.
+    fn change_ports<T>(&self, change: impl FnOnce(&mut Vec<Arc<SwitchPort>>) -> T) -> T {
+        let mut ports = self.ports.write().unwrap_or_else(|e| e.into_inner());
+        let mut copy = Vec::clone(&ports);
+        let result = change(&mut copy);
+        *ports = Arc::new(copy);
+        self.ports_generation.fetch_add(1, Ordering::Release);
+        result
+    }
+
+    /// The current port list, re-read into `cached` only if it changed since it was read there.
+    fn port_list<'a>(&self, cached: &'a mut Option<(u64, PortList)>) -> &'a [Arc<SwitchPort>] {
+        let generation = self.ports_generation.load(Ordering::Acquire);
+        if !matches!(cached, Some((read_at, _)) if *read_at == generation) {
+            // Generation first, then the list: a change in between only makes us re-read later.
+            let list = self.ports.read().unwrap_or_else(|e| e.into_inner()).clone();
+            *cached = Some((generation, list));
+        }
+        cached.as_ref().map_or(&[], |(_, list)| list.as_slice())
     }
 
     /// Adds a port whose frames go to `writer` (an uplink or the host port).
@@ -173,14 +217,13 @@ impl Switch {
         port
     }
 
-    /// Removes the port and forgets its stations. Forwarding threads still holding it finish their
-    /// frame first (they hold the port list's read lock).
+    /// Removes the port and forgets its stations. A forwarder may still hold the port in its copy
+    /// of the list for a moment; its sink is detached here, so nothing reaches it afterwards.
     pub fn remove_port(&self, id: PortId) {
-        let removed = {
-            let mut ports = self.ports.write().unwrap_or_else(|e| e.into_inner());
+        let removed = self.change_ports(|ports| {
             let position = ports.iter().position(|p| p.id == id);
             position.map(|i| ports.remove(i))
-        };
+        });
         if let Some(port) = removed {
             *port.sink() = Sink::Detached;
         }
@@ -188,7 +231,7 @@ impl Switch {
     }
 
     pub fn ports(&self) -> Vec<Arc<SwitchPort>> {
-        self.ports.read().unwrap_or_else(|e| e.into_inner()).clone()
+        Vec::clone(&self.ports.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn mac_entries(&self) -> Vec<MacEntry> {
@@ -200,10 +243,11 @@ impl Switch {
         self.macs.assign(port.vlan, mac, port.id);
     }
 
-    /// Forwards one frame (no virtio-net header) that arrived from `from`.
-    pub fn forward(&self, from: &SwitchPort, frame: &Frame) {
-        PortCounters::add(&from.counters.from_port_frames, 1);
-        PortCounters::add(&from.counters.from_port_bytes, frame.len() as u64);
+    /// Forwards one frame (no virtio-net header) that arrived from `from`. `sender` is the
+    /// calling thread's state for `from`; the caller publishes it at the end of its batch.
+    pub fn forward(&self, from: &SwitchPort, frame: &Frame, sender: &mut Sender) {
+        sender.from_frames += 1;
+        sender.from_bytes += frame.len() as u64;
         let Some(eth) = frame.ethernet() else {
             PortCounters::add(&from.counters.drop_runt, 1);
             return;
@@ -212,31 +256,45 @@ impl Switch {
             PortCounters::add(&from.counters.drop_too_big, 1);
             return;
         }
-        if eth.src_is_unicast() && self.macs.learn(from.vlan, eth.src, from.id) == Learned::TableFull {
-            PortCounters::add(&from.counters.learn_table_full, 1);
+        let now = self.macs.now_ms();
+        let Sender { deliveries, memo, ports, .. } = sender;
+        let ports = self.port_list(ports);
+        memo.check_generation(&self.macs);
+        if eth.src_is_unicast() && !memo.recently_learned(from.vlan, eth.src, from.id, now) {
+            match self.macs.learn(from.vlan, eth.src, from.id) {
+                Learned::TableFull => PortCounters::add(&from.counters.learn_table_full, 1),
+                _ => memo.learned(&self.macs, from.vlan, eth.src, from.id, now),
+            }
         }
-        let ports = self.ports.read().unwrap_or_else(|e| e.into_inner());
         if !eth.dst_is_multicast() {
-            if let Some(id) = self.macs.lookup(from.vlan, eth.dst) {
-                if id != from.id {
-                    if let Some(port) = ports.iter().find(|p| p.id == id) {
-                        port.deliver(frame, &eth);
-                    }
+            if memo.destination(from.vlan, eth.dst, now).is_none() {
+                if let Some((id, live_until)) = self.macs.lookup_live(from.vlan, eth.dst, now) {
+                    let Some(port) = ports.iter().find(|p| p.id == id) else {
+                        return; // the port is being removed
+                    };
+                    memo.remember_destination(from.vlan, eth.dst, port.clone(), live_until);
+                }
+            }
+            if let Some(port) = memo.destination(from.vlan, eth.dst, now) {
+                if port.id != from.id {
+                    port.deliver(frame, &eth, deliveries);
                 }
                 return;
             }
         }
         for port in ports.iter().filter(|p| p.id != from.id && p.vlan == from.vlan) {
-            port.deliver(frame, &eth);
+            port.deliver(frame, &eth, deliveries);
         }
     }
 
-    /// Forwards a frame held in a buffer (uplinks, the host port).
+    /// Forwards a frame held in a buffer (uplinks, the host port) and publishes it at once.
     pub fn forward_bytes(&self, from: &SwitchPort, bytes: &[u8]) {
         let iov = [libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() }];
         // SAFETY: `bytes` is a live slice for the whole call.
         let frame = unsafe { Frame::new(&iov) };
-        self.forward(from, &frame);
+        let mut sender = Sender::default();
+        self.forward(from, &frame, &mut sender);
+        sender.publish(from);
     }
 }
 

@@ -144,3 +144,67 @@ fn a_port_is_attached_only_while_its_frames_can_go_somewhere() {
     sw.remove_port(uplink.id);
     assert!(!uplink.is_attached(), "a removed port lets go of its writer");
 }
+
+/// A sender that keeps its state across frames, as a guest's TX worker does.
+fn send(sw: &Switch, sender: &mut Sender, from: &SwitchPort, bytes: &[u8]) {
+    let iov = [libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() }];
+    // SAFETY: `bytes` is a live slice for the whole call.
+    sw.forward(from, &unsafe { Frame::new(&iov) }, sender);
+}
+
+#[test]
+fn a_sender_memo_follows_a_station_that_moves() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (b, b_log) = port(&sw, "b", 0);
+    let (c, c_log) = port(&sw, "c", 0);
+    let mut sender = Sender::default();
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(9), 60));
+    for _ in 0..3 {
+        send(&sw, &mut sender, &a, &frame(mac(9), mac(1), 60));
+    }
+    assert_eq!((count(&b_log), count(&c_log)), (3, 1), "unicast to b, remembered");
+    sw.forward_bytes(&c, &frame(BROADCAST, mac(9), 60)); // mac(9) moves to c
+    send(&sw, &mut sender, &a, &frame(mac(9), mac(1), 60));
+    assert_eq!((count(&b_log), count(&c_log)), (4, 2), "b got c's broadcast; a's next frame went to c");
+    sender.publish(&a);
+}
+
+#[test]
+fn a_sender_memo_never_delivers_to_a_removed_port_or_a_flapping_station_s_old_port() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (b, b_log) = port(&sw, "b", 0);
+    let (c, c_log) = port(&sw, "c", 0);
+    let mut sender = Sender::default();
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(9), 60));
+    send(&sw, &mut sender, &a, &frame(mac(9), mac(1), 60));
+    sw.remove_port(b.id);
+    send(&sw, &mut sender, &a, &frame(mac(9), mac(1), 60));
+    assert_eq!(count(&b_log), 1, "nothing after removal");
+    assert_eq!(count(&c_log), 2, "the broadcast, then mac(9) unknown: flooded");
+    // One MAC sending from two ports (testpmd's flowgen does this): the table follows every move.
+    let mut from_c = Sender::default();
+    for round in 0..5 {
+        send(&sw, &mut sender, &a, &frame(mac(7), mac(5), 60));
+        send(&sw, &mut from_c, &c, &frame(mac(7), mac(5), 60));
+        assert_eq!(sw.mac_entries().iter().find(|e| e.mac == mac(5)).map(|e| e.port), Some(c.id), "round {round}");
+        send(&sw, &mut sender, &a, &frame(mac(5), mac(1), 60));
+    }
+    assert_eq!(count(&c_log), 2 + 5 + 5, "a's frames to mac(7) flood to c, its frames to mac(5) follow the station to c");
+}
+
+#[test]
+fn a_sender_counts_its_frames_on_its_port_when_it_publishes() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (_b, _) = port(&sw, "b", 0);
+    let mut sender = Sender::default();
+    for _ in 0..10 {
+        send(&sw, &mut sender, &a, &frame(BROADCAST, mac(1), 100));
+    }
+    let from_frames = |p: &SwitchPort| p.counters.snapshot().into_iter().find(|(k, _)| *k == "fromPortFrames").unwrap().1;
+    assert_eq!(from_frames(&a), 0, "counted once per batch");
+    sender.publish(&a);
+    assert_eq!(from_frames(&a), 10);
+}
