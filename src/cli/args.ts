@@ -34,7 +34,12 @@ export interface BackendOptions {
   socketGroup?: number;
   /** Uids whose connections are served (SO_PEERCRED); everyone else is logged and closed. */
   allowUids: number[];
+  /** Who announces a live-migrated guest: this back-end (SEND_RARP) or the guest (GUEST_ANNOUNCE). */
+  announce: Announce;
 }
+
+/** See docs/announce.md. */
+export type Announce = 'rarp' | 'guest';
 
 export type CliCommand = BackendOptions | { mode: 'help' } | { mode: 'print-capabilities' } | { mode: 'ctl'; argv: string[] };
 
@@ -87,6 +92,10 @@ Common:
   --allow-uid UID[,UID]  uids whose connections to the socket are served (SO_PEERCRED);
                          others are logged and closed (default: this process's uid and
                          root; not checked with --client)
+  --announce rarp|guest  who announces a live-migrated guest: rarp (default): QEMU
+                         asks this back-end to broadcast a RARP from the guest's MAC;
+                         guest: offer VIRTIO_NET_F_GUEST_ANNOUNCE, the guest sends its
+                         own gratuitous ARP / unsolicited NA (docs/announce.md)
   --print-capabilities   print the back-end's capabilities as JSON and exit
   --help                 this text
 
@@ -130,7 +139,7 @@ function parseUidList(text: string): number[] {
  */
 export function parseArgs(argv: string[], lookupGroup: (name: string) => number | undefined = lookupGroupId): CliCommand {
   if (argv[0] === 'ctl') return { mode: 'ctl', argv: argv.slice(1) };
-  const opts: Partial<BackendOptions> & { client: boolean; queuePairs: number; socketMode: number; allowUids: number[]; ports: { name: string; path: string; vlan: number }[]; uplinks: { spec: string; vlan: number }[]; dhcp: string } = {
+  const opts: Partial<BackendOptions> & { client: boolean; queuePairs: number; socketMode: number; allowUids: number[]; ports: { name: string; path: string; vlan: number }[]; uplinks: { spec: string; vlan: number }[]; dhcp: string; announce: Announce } = {
     ports: [],
     uplinks: [],
     dhcp: DEFAULT_DHCP_CIDR,
@@ -138,6 +147,7 @@ export function parseArgs(argv: string[], lookupGroup: (name: string) => number 
     queuePairs: 1,
     socketMode: 0o600,
     allowUids: defaultAllowUids(),
+    announce: 'rarp',
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -209,6 +219,12 @@ export function parseArgs(argv: string[], lookupGroup: (name: string) => number 
         const text = value();
         if (text !== 'off' && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(text)) throw new UsageError(`--dhcp: '${text}' is not a subnet like 10.0.2.0/24, or off`);
         opts.dhcp = text;
+        break;
+      }
+      case '--announce': {
+        const who = value();
+        if (who !== 'rarp' && who !== 'guest') throw new UsageError(`--announce must be rarp or guest, not "${who}"`);
+        opts.announce = who;
         break;
       }
       case '--control':

@@ -68,7 +68,7 @@ async function runSwitch(options: BackendOptions, log: Logger): Promise<number> 
 
 async function runBackend(options: BackendOptions, tap: string, log: Logger): Promise<number> {
   const mac = options.mac ?? randomMac((n) => randomBytes(n));
-  const device = new NetDevice({ queuePairs: options.queuePairs, mac, mtu: options.mtu });
+  const device = new NetDevice({ queuePairs: options.queuePairs, mac, mtu: options.mtu, guestAnnounce: options.announce === 'guest' });
   const nativeDevice = new native.NetDevice(tap, options.queuePairs, (event) => {
     if (event.kind === 'fault') log.error('guest broke a ring; queue pair stopped until the front-end resets it', { queuePair: event.queuePair, reason: event.message });
     else log.info(event.message);

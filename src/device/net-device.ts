@@ -19,6 +19,11 @@ export interface NetDeviceOptions {
    * guests that may not accept offloaded ones, so switch mode turns them off.
    */
   offloads?: boolean;
+  /**
+   * Offer VIRTIO_NET_F_GUEST_ANNOUNCE: after a live migration the guest announces itself (QEMU
+   * then sends no SEND_RARP). Default false: the back-end's RARP does it (docs/announce.md).
+   */
+  guestAnnounce?: boolean;
 }
 
 /** The offload features: partial checksums and GSO frames in either direction. */
@@ -77,6 +82,7 @@ export class NetDevice {
     this.mtu = options.mtu ?? DEFAULT_MTU;
     let features = options.queuePairs > 1 ? [...BASE_FEATURES, VirtioFeature.VIRTIO_NET_F_MQ] : BASE_FEATURES;
     if (options.offloads === false) features = features.filter((f) => !OFFLOAD_FEATURES.includes(f));
+    if (options.guestAnnounce) features = [...features, VirtioFeature.VIRTIO_NET_F_GUEST_ANNOUNCE];
     this.offeredFeatures = featureMask(...features);
     this.offeredProtocolFeatures = featureMask(...PROTOCOL_FEATURES);
   }

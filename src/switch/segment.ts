@@ -21,6 +21,8 @@ export interface SegmentOptions {
   /** The DHCP server's subnet (e.g. 10.0.2.0/24), or undefined for none. */
   dhcpCidr?: string;
   agingSeconds?: number;
+  /** Offer GUEST_ANNOUNCE to every guest (see NetDeviceOptions.guestAnnounce). */
+  guestAnnounce?: boolean;
   log: Logger;
 }
 
@@ -37,9 +39,11 @@ export class Segment {
   private readonly dhcp: DhcpServer | undefined;
   private readonly hostPortId: number | undefined;
   private readonly log: Logger;
+  private readonly guestAnnounce: boolean;
 
   constructor(options: SegmentOptions) {
     this.log = options.log;
+    this.guestAnnounce = options.guestAnnounce ?? false;
     this.switch = new native.Switch(options.mtu, options.agingSeconds ?? MAC_AGING_SECONDS);
     if (options.dhcpCidr) {
       const serverMac = randomMac((n) => randomBytes(n));
@@ -57,7 +61,7 @@ export class Segment {
   /** A new guest port for one vhost-user connection; detaching removes the port. */
   attachGuest(name: string, vlan = 0): AttachedDevice {
     const mac = randomMac((n) => randomBytes(n));
-    const device = new NetDevice({ queuePairs: 1, mac, offloads: false });
+    const device = new NetDevice({ queuePairs: 1, mac, offloads: false, guestAnnounce: this.guestAnnounce });
     const nativeDevice = new native.NetDevice(this.switch, name, (event) => {
       if (event.kind === 'fault') this.log.error('guest broke a ring; its port is cut off until the front-end resets it', { port: name, reason: event.message });
       else this.log.info(event.message, { port: name });

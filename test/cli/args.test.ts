@@ -2,6 +2,8 @@
 import test from 'ava';
 import { parseArgs, UsageError, type BackendOptions } from '../../src/cli/args.ts';
 import { MAX_QUEUE_PAIRS } from '../../src/device/limits.ts';
+import { NetDevice } from '../../src/device/net-device.ts';
+import { VirtioFeature } from '../../src/protocol/virtio-features.ts';
 
 const BASE = ['--socket-path', '/tmp/x.sock', '--tap', 'tap0'];
 const groups: Record<string, number> = { kvm: 106 };
@@ -41,4 +43,15 @@ test(`--queues is limited to ${MAX_QUEUE_PAIRS} queue pairs`, (t) => {
   t.is(run('--queues', String(MAX_QUEUE_PAIRS)).queuePairs, MAX_QUEUE_PAIRS);
   t.throws(() => run('--queues', String(MAX_QUEUE_PAIRS + 1)), { instanceOf: UsageError, message: /outside 1\.\.16/ });
   t.throws(() => run('--queues', '0'), { instanceOf: UsageError });
+});
+
+test('--announce: rarp by default, guest offers GUEST_ANNOUNCE, anything else is a usage error', (t) => {
+  t.is(run().announce, 'rarp');
+  t.is(run('--announce', 'guest').announce, 'guest');
+  t.is(run('--announce=rarp').announce, 'rarp');
+  t.throws(() => run('--announce', 'both'), { instanceOf: UsageError, message: /--announce must be rarp or guest/ });
+  const guestAnnounce = 1n << BigInt(VirtioFeature.VIRTIO_NET_F_GUEST_ANNOUNCE);
+  const mac = new Uint8Array([2, 0, 0, 0, 0, 1]);
+  t.is(new NetDevice({ queuePairs: 1, mac }).offeredFeatures & guestAnnounce, 0n);
+  t.is(new NetDevice({ queuePairs: 1, mac, guestAnnounce: true }).offeredFeatures & guestAnnounce, guestAnnounce);
 });
