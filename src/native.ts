@@ -116,6 +116,10 @@ export interface NetDevice {
   setLogBase(mmapSize: bigint, mmapOffset: bigint, fd: number): void;
   /** SEND_RARP: broadcasts a RARP announcement from the 6-byte MAC out of the TAP. */
   sendRarp(mac: Uint8Array): void;
+  /** 6·n bytes: the MACs the switch last saw on this port, most recent first, at most `max` (none for a TAP). */
+  stations(max: number): Uint8Array;
+  /** 6·n bytes of MACs the switch points at this port at once (a TAP ignores them). */
+  adoptStations(macs: Uint8Array): void;
   setVringNum(index: number, num: number): void;
   /** [descUserAddr, availUserAddr, usedUserAddr, logGuestAddr, flags]. */
   setVringAddr(index: number, addrs: BigUint64Array): void;

@@ -203,6 +203,7 @@ function captureDeviceState(s: Session): DeviceState {
     features: s.ackedFeatures ?? 0n,
     vrings: s.vrings.flatMap((v, index) => (!v.started && v.nextAvail !== undefined ? [{ index, nextAvail: v.nextAvail }] : [])),
     counters: s.carriedCounters ? addCounters(counters, s.carriedCounters) : counters,
+    stations: s.dataPlane.stations(),
   };
 }
 
@@ -225,7 +226,8 @@ async function loadDeviceState(s: Session, fd: number): Promise<void> {
   s.device.mac = state.mac;
   s.device.mtu = state.mtu;
   s.carriedCounters = state.counters;
-  s.log.info('device state applied', { mac: formatMac(state.mac), mtu: state.mtu, rings: state.vrings.length });
+  s.dataPlane.adoptStations(state.stations);
+  s.log.info('device state applied', { mac: formatMac(state.mac), mtu: state.mtu, rings: state.vrings.length, stations: state.stations.map(formatMac).join(',') });
 }
 
 function onSetVringNum(s: Session, req: RequestOf<R.SET_VRING_NUM>): HandlerResult {

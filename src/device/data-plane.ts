@@ -33,6 +33,10 @@ export interface DataPlane {
   setLogBase(mmapSize: bigint, mmapOffset: bigint, fd: number): void;
   /** Broadcasts a RARP announcement from `mac` (6 bytes) out of the port (SEND_RARP). */
   sendRarp(mac: Uint8Array): void;
+  /** MACs the port's switch last saw on it, most recent first, at most MAX_CARRIED_STATIONS (none for a TAP). */
+  stations(): Uint8Array[];
+  /** Points `macs` at this port at once (stations arriving with a migrated guest; a TAP ignores them). */
+  adoptStations(macs: Uint8Array[]): void;
   setVringNum(index: number, num: number): void;
   /** Ring addresses are front-end virtual addresses; they must lie inside the memory table. */
   setVringAddr(index: number, addr: VringAddr): void;

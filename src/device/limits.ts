@@ -23,3 +23,6 @@ export const MAX_MESSAGE_FDS = 16;
 /** MTU offered to the guest or set by NET_SET_MTU: IPv4's minimum up to the largest IP packet. */
 export const MIN_MTU = 68;
 export const MAX_MTU = 65535;
+
+/** Most switch MAC-table entries (stations) one port's device state carries in a live migration. */
+export const MAX_CARRIED_STATIONS = 256;

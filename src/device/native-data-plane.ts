@@ -5,6 +5,7 @@
 import * as native from '../native.ts';
 import type { MemoryRegion, VringAddr } from '../protocol/payloads.ts';
 import type { DataPlane, QueuePairCounters } from './data-plane.ts';
+import { MAX_CARRIED_STATIONS } from './limits.ts';
 
 function regionWords(r: MemoryRegion): bigint[] {
   return [r.guestPhysAddr, r.memorySize, r.userspaceAddr, r.mmapOffset];
@@ -39,6 +40,17 @@ export class NativeDataPlane implements DataPlane {
 
   sendRarp(mac: Uint8Array): void {
     this.device.sendRarp(mac);
+  }
+
+  stations(): Uint8Array[] {
+    const bytes = this.device.stations(MAX_CARRIED_STATIONS);
+    return Array.from({ length: bytes.length / 6 }, (_, i) => bytes.slice(i * 6, i * 6 + 6));
+  }
+
+  adoptStations(macs: Uint8Array[]): void {
+    const bytes = new Uint8Array(macs.length * 6);
+    macs.forEach((mac, i) => bytes.set(mac, i * 6));
+    this.device.adoptStations(bytes);
   }
 
   setVringNum(index: number, num: number): void {

@@ -4,17 +4,19 @@
  * JSON (bigints as strings). The source front-end carries the bytes; they are as untrusted as any
  * message payload: decodeDeviceState() checks version, shape and bounds before anything is applied.
  *
- * Version 1:
- *   { "version": 1, "mac": "02:00:00:00:00:01", "mtu": 1500, "queuePairs": 1,
+ * Version 2:
+ *   { "version": 2, "mac": "02:00:00:00:00:01", "mtu": 1500, "queuePairs": 1,
  *     "features": "0x…",                         // virtio features the driver acked on the source
  *     "vrings": [{ "index": 0, "nextAvail": 17 }, …],   // rings stopped by GET_VRING_BASE
- *     "counters": [{ "rxFrames": "12", … }, …] } // one entry per queue pair, totals so far
+ *     "counters": [{ "rxFrames": "12", … }, …],  // one entry per queue pair, totals so far
+ *     "stations": ["52:54:00:12:34:56", …] }     // switch MAC-table entries on this port (≤ 256)
+ * Version 1 (no "stations") is still read, as a state with no stations.
  */
 import type { QueuePairCounters } from '../device/data-plane.ts';
 import { formatMac, parseMac, type MacAddress } from '../device/mac.ts';
-import { MAX_MTU, MAX_QUEUE_PAIRS, MIN_MTU } from '../device/limits.ts';
+import { MAX_CARRIED_STATIONS, MAX_MTU, MAX_QUEUE_PAIRS, MIN_MTU } from '../device/limits.ts';
 
-export const DEVICE_STATE_VERSION = 1;
+export const DEVICE_STATE_VERSION = 2;
 
 /** The most state bytes a LOAD accepts: far above any real state (a few hundred bytes per queue pair). */
 export const MAX_DEVICE_STATE_BYTES = 64 * 1024;
@@ -33,6 +35,8 @@ export interface DeviceState {
   features: bigint;
   vrings: VringState[];
   counters: QueuePairCounters[];
+  /** Unicast MACs the source's switch had on this port (most recently seen first); [] on a TAP. */
+  stations: MacAddress[];
 }
 
 /** A state that cannot be loaded: wrong version, wrong shape, values out of bounds. Means a broken or hostile source. */
@@ -46,7 +50,8 @@ export class DeviceStateError extends Error {
 }
 
 const COUNTER_NAMES = ['rxFrames', 'rxBytes', 'rxDroppedNoBuffer', 'rxTruncated', 'txFrames', 'txBytes', 'txDropped', 'txErrors'] as const satisfies readonly (keyof QueuePairCounters)[];
-const STATE_KEYS = ['version', 'mac', 'mtu', 'queuePairs', 'features', 'vrings', 'counters'];
+const STATE_KEYS_V1 = ['version', 'mac', 'mtu', 'queuePairs', 'features', 'vrings', 'counters'];
+const STATE_KEYS = [...STATE_KEYS_V1, 'stations'];
 const U64_MAX = (1n << 64n) - 1n;
 
 export function encodeDeviceState(state: DeviceState): Uint8Array {
@@ -58,11 +63,12 @@ export function encodeDeviceState(state: DeviceState): Uint8Array {
     features: `0x${state.features.toString(16)}`,
     vrings: state.vrings.map(({ index, nextAvail }) => ({ index, nextAvail })),
     counters: state.counters.map((c) => Object.fromEntries(COUNTER_NAMES.map((name) => [name, c[name].toString()]))),
+    stations: state.stations.map(formatMac),
   };
   return new TextEncoder().encode(JSON.stringify(json));
 }
 
-/** Parses and checks a state; throws DeviceStateError on anything but a well-formed version-1 state. */
+/** Parses and checks a state; throws DeviceStateError on anything but a well-formed version-1 or -2 state. */
 export function decodeDeviceState(bytes: Uint8Array): DeviceState {
   if (bytes.length > MAX_DEVICE_STATE_BYTES) throw new DeviceStateError(`${bytes.length} bytes, more than ${MAX_DEVICE_STATE_BYTES}`);
   let value: unknown;
@@ -71,15 +77,10 @@ export function decodeDeviceState(bytes: Uint8Array): DeviceState {
   } catch (error) {
     throw new DeviceStateError(`not JSON (${(error as Error).message})`);
   }
-  const o = object(value, 'the state', STATE_KEYS);
-  if (o.version !== DEVICE_STATE_VERSION) throw new DeviceStateError(`version ${JSON.stringify(o.version)}, this back-end reads version ${DEVICE_STATE_VERSION}`);
-  if (typeof o.mac !== 'string') throw new DeviceStateError('mac is not a string');
-  let mac: MacAddress;
-  try {
-    mac = parseMac(o.mac);
-  } catch (error) {
-    throw new DeviceStateError(`mac: ${(error as Error).message}`);
-  }
+  const version = (value as { version?: unknown } | null)?.version;
+  if (version !== 1 && version !== DEVICE_STATE_VERSION) throw new DeviceStateError(`version ${JSON.stringify(version)}, this back-end reads versions 1 and ${DEVICE_STATE_VERSION}`);
+  const o = object(value, 'the state', version === 1 ? STATE_KEYS_V1 : STATE_KEYS);
+  const mac = macAddress(o.mac, 'mac');
   const mtu = integer(o.mtu, 'mtu', MIN_MTU, MAX_MTU);
   const queuePairs = integer(o.queuePairs, 'queuePairs', 1, MAX_QUEUE_PAIRS);
   if (typeof o.features !== 'string' || !/^0x[0-9a-f]{1,16}$/.test(o.features)) throw new DeviceStateError('features is not a hex u64 like "0x130af8267"');
@@ -100,7 +101,25 @@ export function decodeDeviceState(bytes: Uint8Array): DeviceState {
     const c = object(entry, `counters[${i}]`, COUNTER_NAMES);
     return Object.fromEntries(COUNTER_NAMES.map((name) => [name, u64(c[name], `counters[${i}].${name}`)])) as unknown as QueuePairCounters;
   });
-  return { version: DEVICE_STATE_VERSION, mac, mtu, queuePairs, features, vrings, counters };
+  const stations = o.stations ?? [];
+  if (!Array.isArray(stations) || stations.length > MAX_CARRIED_STATIONS) throw new DeviceStateError(`stations is not a list of at most ${MAX_CARRIED_STATIONS} MACs`);
+  return { version: DEVICE_STATE_VERSION, mac, mtu, queuePairs, features, vrings, counters, stations: stations.map((m: unknown, i: number) => unicastMac(m, `stations[${i}]`)) };
+}
+
+function macAddress(value: unknown, what: string): MacAddress {
+  if (typeof value !== 'string') throw new DeviceStateError(`${what} is not a string`);
+  try {
+    return parseMac(value);
+  } catch (error) {
+    throw new DeviceStateError(`${what}: ${(error as Error).message}`);
+  }
+}
+
+/** A station: a unicast, non-zero MAC (the only kind a switch learns). */
+function unicastMac(value: unknown, what: string): MacAddress {
+  const mac = macAddress(value, what);
+  if ((mac[0] & 1) !== 0 || mac.every((b) => b === 0)) throw new DeviceStateError(`${what} is not a unicast MAC`);
+  return mac;
 }
 
 /** `value` as an object with exactly `keys`. */

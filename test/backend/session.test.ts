@@ -292,7 +292,7 @@ test('CHECK_DEVICE_STATE waits for a LOAD still being read; requests after it ar
   t.is(s.replies.length, 0, 'CHECK waits for the end of the transfer; GET_FEATURES waits its turn');
 
   const zero = { rxFrames: 0n, rxBytes: 0n, rxDroppedNoBuffer: 0n, rxTruncated: 0n, txFrames: 0n, txBytes: 0n, txDropped: 0n, txErrors: 5n };
-  writeSync(writeEnd, encodeDeviceState({ version: 1, mac: s.device.mac, mtu: 9000, queuePairs: 1, features: 0n, vrings: [], counters: [zero] }));
+  writeSync(writeEnd, encodeDeviceState({ version: 2, mac: s.device.mac, mtu: 9000, queuePairs: 1, features: 0n, vrings: [], counters: [zero], stations: [] }));
   closeSync(writeEnd);
   for (let wait = 0; wait < 250 && s.replies.length < 2; wait++) await sleep(20);
   t.is(s.replies.length, 2);

@@ -19,6 +19,7 @@ import { MiniGuest } from '../helpers/mini-guest.ts';
 import { createTap } from '../helpers/netns.ts';
 import { GUEST_MAC, startInProcessBackend, type InProcessBackend } from '../helpers/backend-harness.ts';
 import { arpRequest } from '../helpers/frames.ts';
+import { startInProcessSwitch, waitUntil } from '../helpers/switch-harness.ts';
 import * as native from '../../src/native.ts';
 
 const writeAsync = promisify(write);
@@ -127,7 +128,8 @@ test.serial('device state: saved by one back-end, loaded into another (CHECK ok)
   t.is(saved.check, 0n, 'CHECK_DEVICE_STATE after SAVE');
   const state = JSON.parse(new TextDecoder().decode(saved.bytes));
   t.log(`saved state (${saved.bytes.length} bytes): ${new TextDecoder().decode(saved.bytes)}`);
-  t.like(state, { version: 1, mac: '02:00:00:00:00:01', mtu: 1400, queuePairs: 1 });
+  t.like(state, { version: 2, mac: '02:00:00:00:00:01', mtu: 1400, queuePairs: 1 });
+  t.deepEqual(state.stations, [], 'a TAP has no MAC table of ours');
   t.deepEqual(state.vrings, [{ index: 0, nextAvail: 0 }, { index: 1, nextAvail: 3 }]);
   t.deepEqual(state.counters, [counters]);
 
@@ -163,7 +165,11 @@ test.serial('device state: truncated, corrupted, wrong-version and inconsistent 
     ['truncated', good.subarray(0, good.length - 7)],
     ['empty', new Uint8Array(0)],
     ['corrupted byte', Uint8Array.from(good, (b, i) => (i === 20 ? 0xff : b))],
-    ['wrong version', edit((s) => (s.version = 2))],
+    ['wrong version', edit((s) => (s.version = 3))],
+    ['stations in a version-1 state', edit((s) => (s.version = 1))],
+    ['a multicast station', edit((s) => (s.stations = ['01:00:5e:00:00:01']))],
+    ['a station that is no MAC', edit((s) => (s.stations = ['02:00:00:00:00']))],
+    ['more than 256 stations', edit((s) => (s.stations = Array.from({ length: 257 }, (_, i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`)))],
     ['unknown field', edit((s) => (s.extra = true))],
     ['MTU out of bounds', edit((s) => (s.mtu = 70000))],
     ['ring index out of range', edit((s) => (s.vrings = [{ index: 9, nextAvail: 0 }]))],
@@ -180,6 +186,41 @@ test.serial('device state: truncated, corrupted, wrong-version and inconsistent 
   }
   t.is(await load(t, dst, good), 0n, 'the intact state still loads afterwards');
   t.is(await mtuOf(dst), 1400);
+  const versionOne = edit((s) => {
+    s.version = 1;
+    delete s.stations;
+    s.mtu = 1300;
+  });
+  t.is(await load(t, dst, versionOne), 0n, 'a version-1 state (before stations) still loads');
+  t.is(await mtuOf(dst), 1300);
+});
+
+test.serial('device state on the switch: the MAC-table entries of the source port travel and point at the destination port at once', async (t) => {
+  const sw = await startInProcessSwitch(t);
+  const station = Uint8Array.of(0x02, 0x5a, 0, 0, 0, 0x42);
+  const portOf = (mac: string) => sw.switchMode.macs().find((e) => e.mac === mac)?.portId;
+  const newestPort = () => Math.max(...sw.switchMode.ports().map((p) => p.id));
+  const src = TestFrontend.connect(sw.socketPath);
+  t.teardown(() => src.close());
+  await src.negotiate();
+  const sourcePort = newestPort();
+  new MiniGuest(src, 2048).send(arpRequest(station, '10.77.250.2', '10.77.250.1'));
+  await waitUntil(() => portOf('02:5a:00:00:00:42') === sourcePort, () => `station not learned: ${JSON.stringify(sw.switchMode.macs())}`);
+
+  const bases = await suspend(src);
+  const saved = await save(t, src);
+  t.is(saved.check, 0n);
+  const state = JSON.parse(new TextDecoder().decode(saved.bytes));
+  t.deepEqual(state.stations, ['02:5a:00:00:00:42']);
+
+  const dst = TestFrontend.connect(sw.socketPath);
+  t.teardown(() => dst.close());
+  await dst.negotiate({ ringBases: bases });
+  const destinationPort = newestPort();
+  t.not(destinationPort, sourcePort);
+  t.is(portOf('02:5a:00:00:00:42'), sourcePort, 'nothing moved it yet');
+  t.is(await load(t, dst, saved.bytes), 0n);
+  t.is(portOf('02:5a:00:00:00:42'), destinationPort, 'the loaded state moved the station, before any frame or RARP');
 });
 
 test.serial('device state: CHECK without a transfer fails; an unknown phase or direction is refused', async (t) => {

@@ -44,6 +44,13 @@ export class RecordingDataPlane implements DataPlane {
   sendRarp(mac: Uint8Array): void {
     this.record('sendRarp', [...mac]);
   }
+  stations(): Uint8Array[] {
+    this.record('stations');
+    return [];
+  }
+  adoptStations(macs: Uint8Array[]): void {
+    this.record('adoptStations', macs.map((mac) => [...mac]));
+  }
   setVringNum(index: number, num: number): void {
     this.record('setVringNum', index, num);
   }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::port::Port;
-use crate::switch::{Switch, SwitchPort};
+use crate::switch::{Mac, Switch, SwitchPort};
 use crate::tap::{AppliedOffloads, Tap, TapError};
 
 pub enum Attachment {
@@ -53,6 +53,29 @@ impl Attachment {
         match self {
             Attachment::Tap(_) => None,
             Attachment::Switch { port, .. } => Some(port),
+        }
+    }
+
+    /// The unicast MACs the switch last saw on this port, most recently seen first, at most `max`
+    /// (they travel with a live migration); none for a TAP, whose MAC table is the kernel's.
+    pub fn stations(&self, max: usize) -> Vec<Mac> {
+        match self {
+            Attachment::Tap(_) => Vec::new(),
+            Attachment::Switch { switch, port } => {
+                let mut entries: Vec<_> = switch.mac_entries().into_iter().filter(|e| e.port == port.id).collect();
+                entries.sort_by_key(|e| e.age);
+                entries.into_iter().take(max).map(|e| e.mac).collect()
+            }
+        }
+    }
+
+    /// Points `macs` at this switch port at once (stations arriving with a migrated guest); a TAP
+    /// has nothing to update.
+    pub fn adopt_stations(&self, macs: &[Mac]) {
+        if let Attachment::Switch { switch, port } = self {
+            for &mac in macs {
+                switch.announce(port, mac);
+            }
         }
     }
 

@@ -291,6 +291,16 @@ impl NetDevice {
 
     /// SEND_RARP: broadcasts a RARP announcement from `mac` out of the TAP, so that switches
     /// learn where the guest now is (sent after live migration). No ring is touched.
+    /// See `Attachment::stations`.
+    pub fn stations(&self, max: usize) -> Vec<[u8; 6]> {
+        self.attachment.stations(max)
+    }
+
+    /// See `Attachment::adopt_stations`.
+    pub fn adopt_stations(&self, macs: &[[u8; 6]]) {
+        self.attachment.adopt_stations(macs);
+    }
+
     pub fn send_rarp(&self, mac: [u8; 6]) -> Result<(), DeviceError> {
         Ok(self.attachment.send_frame(vnet_hdr_len(self.features), &rarp_announce(mac))?)
     }

@@ -61,6 +61,8 @@ const NET_DEVICE_METHODS: &[(&CStr, Callback)] = &[
     (c"removeMemRegion", net_device_class::remove_mem_region),
     (c"setLogBase", net_device_class::set_log_base),
     (c"sendRarp", net_device_class::send_rarp),
+    (c"stations", net_device_class::stations),
+    (c"adoptStations", net_device_class::adopt_stations),
     (c"setVringNum", net_device_class::set_vring_num),
     (c"setVringAddr", net_device_class::set_vring_addr),
     (c"setVringBase", net_device_class::set_vring_base),

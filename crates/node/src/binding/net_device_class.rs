@@ -156,6 +156,24 @@ method!(send_rarp, |env, device, call| {
     undefined(env)
 });
 
+// `stations(max)` → Uint8Array of 6·n bytes: the MACs the switch last saw on this port, most
+// recent first (empty for a TAP).
+method!(stations, |env, device, call| {
+    let max = get_integer(env, call.args[0], "max", 65536.0)? as usize;
+    uint8_array(env, &device.stations(max).concat())
+});
+
+// `adoptStations(macs: Uint8Array)`: 6·n bytes of MACs the switch points at this port at once.
+method!(adopt_stations, |env, device, call| {
+    let bytes = get_bytes(env, call.args[0], "macs")?;
+    if bytes.len() % 6 != 0 {
+        return Err(Throw::InvalidArg(format!("macs must be 6·n bytes, got {}", bytes.len())));
+    }
+    let macs: Vec<[u8; 6]> = bytes.chunks_exact(6).map(|m| m.try_into().unwrap()).collect();
+    device.adopt_stations(&macs);
+    undefined(env)
+});
+
 method!(set_vring_num, |env, device, call| {
     let index = queue_index(env, call.args[0])?;
     let num = get_integer(env, call.args[1], "num", u16::MAX as f64)? as u16;
