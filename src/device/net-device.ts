@@ -15,10 +15,11 @@ export interface NetDeviceOptions {
   mac: MacAddress;
   mtu?: number;
   /**
-   * Checksum and segmentation offloads (default on). A switch port carries plain frames between
-   * guests that may not accept offloaded ones, so switch mode turns them off.
+   * Checksum and segmentation offloads: 'all' (default: a TAP takes every kind), 'tcp' (checksum
+   * and TCP segmentation only: the switch finishes those in software for a port that does not
+   * take them, but not UDP fragmentation), or 'none'.
    */
-  offloads?: boolean;
+  offloads?: 'all' | 'tcp' | 'none';
   /**
    * Offer VIRTIO_NET_F_GUEST_ANNOUNCE: after a live migration the guest announces itself (QEMU
    * then sends no SEND_RARP). Default false: the back-end's RARP does it (docs/announce.md).
@@ -39,6 +40,9 @@ const OFFLOAD_FEATURES = [
   VirtioFeature.VIRTIO_NET_F_HOST_ECN,
   VirtioFeature.VIRTIO_NET_F_HOST_UFO,
 ];
+
+/** UDP fragmentation offload (UFO), both directions: deprecated in Linux, not finished by the switch. */
+const UDP_FRAGMENTATION_FEATURES = [VirtioFeature.VIRTIO_NET_F_GUEST_UFO, VirtioFeature.VIRTIO_NET_F_HOST_UFO];
 
 /** Virtio features offered to every driver (see README, "What is negotiated"). */
 const BASE_FEATURES = [
@@ -81,7 +85,8 @@ export class NetDevice {
     this.mac = options.mac;
     this.mtu = options.mtu ?? DEFAULT_MTU;
     let features = options.queuePairs > 1 ? [...BASE_FEATURES, VirtioFeature.VIRTIO_NET_F_MQ] : BASE_FEATURES;
-    if (options.offloads === false) features = features.filter((f) => !OFFLOAD_FEATURES.includes(f));
+    if (options.offloads === 'none') features = features.filter((f) => !OFFLOAD_FEATURES.includes(f));
+    if (options.offloads === 'tcp') features = features.filter((f) => !UDP_FRAGMENTATION_FEATURES.includes(f));
     if (options.guestAnnounce) features = [...features, VirtioFeature.VIRTIO_NET_F_GUEST_ANNOUNCE];
     this.offeredFeatures = featureMask(...features);
     this.offeredProtocolFeatures = featureMask(...PROTOCOL_FEATURES);

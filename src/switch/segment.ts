@@ -61,7 +61,7 @@ export class Segment {
   /** A new guest port for one vhost-user connection; detaching removes the port. */
   attachGuest(name: string, vlan = 0): AttachedDevice {
     const mac = randomMac((n) => randomBytes(n));
-    const device = new NetDevice({ queuePairs: 1, mac, offloads: false, guestAnnounce: this.guestAnnounce });
+    const device = new NetDevice({ queuePairs: 1, mac, offloads: 'tcp', guestAnnounce: this.guestAnnounce });
     const nativeDevice = new native.NetDevice(this.switch, name, (event) => {
       if (event.kind === 'fault') this.log.error('guest broke a ring; its port is cut off until the front-end resets it', { port: name, reason: event.message });
       else this.log.info(event.message, { port: name });

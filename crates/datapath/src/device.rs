@@ -23,7 +23,7 @@ use crate::eventfd;
 use crate::pair_fault::PairFault;
 use crate::rarp::rarp_announce;
 use crate::attachment::Attachment;
-use crate::switch::{GuestRx, PortKind, Switch, SwitchPort};
+use crate::switch::{Accepts, GuestRx, PortKind, Switch, SwitchPort};
 use crate::tap::{AppliedOffloads, Tap, TapError};
 use crate::worker::{RingSetup, Worker, WorkerConfig, WorkerError, WorkerReport};
 
@@ -443,7 +443,8 @@ impl NetDevice {
             let queue = SplitQueue::new(self.worker_memory(), setup.state).map_err(|source| DeviceError::Ring { index: pair * 2, source })?;
             let mrg_rxbuf = has(self.features, VIRTIO_NET_F_MRG_RXBUF);
             // The port detaches a ring that broke itself (and calls this under its lock).
-            port.attach_guest_rx(GuestRx::new(queue, setup.call, setup.enabled, mrg_rxbuf, hdr_len), self.fault_reporter(pair, &pair_fault, None));
+            let accepts = Accepts::guest(self.features);
+            port.attach_guest_rx(GuestRx::new(queue, setup.call, setup.enabled, mrg_rxbuf, hdr_len, accepts), self.fault_reporter(pair, &pair_fault, None));
         }
         if rx.is_none() && tx.is_none() {
             return Ok(());

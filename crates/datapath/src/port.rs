@@ -9,6 +9,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
+use vring::{VirtioNetHdr, VIRTIO_NET_HDR_LEN};
+
 use crate::switch::{skip_bytes, Frame, Sender, Switch, SwitchPort};
 
 /// Most iovecs one readv/writev accepts (Linux UIO_MAXIOV).
@@ -86,10 +88,13 @@ impl Port {
             },
             Port::Switch { switch, port, vnet_hdr_len, scratch } => {
                 let scratch = &mut *scratch.borrow_mut();
+                // SAFETY (both Frames): the iovecs point into the sender's mapped guest memory,
+                // checked by pop_chain/iovecs and kept mapped by the sending worker during this call.
+                let mut header = [0u8; VIRTIO_NET_HDR_LEN];
+                unsafe { Frame::new(iov) }.copy_out(0, &mut header[..*vnet_hdr_len]);
+                let offload = VirtioNetHdr { num_buffers: 0, ..VirtioNetHdr::from_le_bytes(header) };
                 skip_bytes(iov, *vnet_hdr_len, &mut scratch.frame_iov.0);
-                // SAFETY: the iovecs point into the sender's mapped guest memory, checked by
-                // pop_chain/iovecs and kept mapped by the sending worker during this call.
-                let frame = unsafe { Frame::new(&scratch.frame_iov.0) };
+                let frame = unsafe { Frame::with_offload(&scratch.frame_iov.0, offload) };
                 switch.forward(port, &frame, &mut scratch.sender);
                 Ok(())
             }

@@ -20,6 +20,9 @@ pub struct PortCounters {
     pub drop_too_big: AtomicU64,
     /// Writing to the port failed (uplink socket full or gone).
     pub drop_port_error: AtomicU64,
+    /// An offloaded frame from the port (checksum / GSO request) that cannot be finished: an
+    /// unoffered GSO type, offsets outside the frame, GSO that is not Ethernet/IP/TCP.
+    pub drop_bad_offload: AtomicU64,
     /// Source MACs the table was too full to learn.
     pub learn_table_full: AtomicU64,
 }
@@ -50,6 +53,7 @@ impl PortCounters {
             ("dropRunt", get(&self.drop_runt)),
             ("dropTooBig", get(&self.drop_too_big)),
             ("dropPortError", get(&self.drop_port_error)),
+            ("dropBadOffload", get(&self.drop_bad_offload)),
             ("learnTableFull", get(&self.learn_table_full)),
         ]
     }

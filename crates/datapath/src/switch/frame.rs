@@ -1,15 +1,20 @@
 //! A frame crossing the switch, seen as a list of memory segments (iovecs) without the virtio-net
 //! header: segments of one guest's TX buffers (already bounds-checked against its memory by
 //! `GuestMemory::iovecs`), or of a buffer an uplink read. Copies go segment to segment, so a frame
-//! from one guest reaches another guest's RX buffers with exactly one copy.
+//! from one guest reaches another guest's RX buffers with exactly one copy. A frame from a guest
+//! keeps the offload requests of its virtio-net header (see `offload`).
 
 use std::ptr;
+
+use vring::VirtioNetHdr;
 
 pub const ETH_HLEN: usize = 14;
 
 pub struct Frame<'a> {
     segments: &'a [libc::iovec],
     len: usize,
+    /// Checksum / segmentation still to be done (all zero: a finished frame); `num_buffers` unused.
+    offload: VirtioNetHdr,
 }
 
 /// The parts of an Ethernet header the switch looks at.
@@ -34,8 +39,22 @@ impl<'a> Frame<'a> {
     /// # Safety
     /// Every segment must point to `iov_len` readable bytes that stay mapped while the frame is used.
     pub unsafe fn new(segments: &'a [libc::iovec]) -> Frame<'a> {
+        // SAFETY: forwarded from the caller.
+        unsafe { Frame::with_offload(segments, VirtioNetHdr::default()) }
+    }
+
+    /// A frame whose checksum or segmentation is still to be done, as `offload` says.
+    ///
+    /// # Safety
+    /// As for `new`.
+    pub unsafe fn with_offload(segments: &'a [libc::iovec], offload: VirtioNetHdr) -> Frame<'a> {
         let len = segments.iter().map(|s| s.iov_len).sum();
-        Frame { segments, len }
+        Frame { segments, len, offload }
+    }
+
+    /// The offload requests the frame carries.
+    pub fn offload(&self) -> &VirtioNetHdr {
+        &self.offload
     }
 
     pub fn len(&self) -> usize {

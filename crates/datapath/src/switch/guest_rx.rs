@@ -7,9 +7,10 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use vring::{DescChain, QueueError, QueueState, SplitQueue, NUM_BUFFERS_OFFSET};
+use vring::{DescChain, QueueError, QueueState, SplitQueue, VirtioNetHdr};
 
 use super::frame::Frame;
+use super::offload::Accepts;
 use crate::eventfd;
 
 /// Why a frame was not delivered into the guest.
@@ -41,6 +42,8 @@ pub struct GuestRx {
     enabled: bool,
     mrg_rxbuf: bool,
     hdr_len: usize,
+    /// Offloaded frames the driver takes as they are (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN).
+    accepts: Accepts,
     /// Chains popped for the frame being delivered: the first `n` of them, refilled frame after
     /// frame (storage reused, no allocation per frame).
     chains: Vec<DescChain>,
@@ -54,8 +57,12 @@ pub struct GuestRx {
 unsafe impl Send for GuestRx {}
 
 impl GuestRx {
-    pub fn new(queue: SplitQueue, call: Option<Arc<OwnedFd>>, enabled: bool, mrg_rxbuf: bool, hdr_len: usize) -> GuestRx {
-        GuestRx { queue, call, enabled, mrg_rxbuf, hdr_len, chains: Vec::new(), iov: Vec::new(), unpublished: false }
+    pub fn new(queue: SplitQueue, call: Option<Arc<OwnedFd>>, enabled: bool, mrg_rxbuf: bool, hdr_len: usize, accepts: Accepts) -> GuestRx {
+        GuestRx { queue, call, enabled, mrg_rxbuf, hdr_len, accepts, chains: Vec::new(), iov: Vec::new(), unpublished: false }
+    }
+
+    pub fn accepts(&self) -> Accepts {
+        self.accepts
     }
 
     /// The ring's state, for GET_VRING_BASE and restarts.
@@ -63,7 +70,8 @@ impl GuestRx {
         self.queue.state()
     }
 
-    /// Writes the virtio-net header (no offloads: all zero but `num_buffers`) and the frame into
+    /// Writes the virtio-net header (the frame's offload requests, which the switch only passes to
+    /// a driver that accepts them, and `num_buffers`) and the frame into
     /// as many RX chains as it needs (one without MRG_RXBUF) and adds them to the used ring; the
     /// guest sees them after `publish`.
     pub fn deliver(&mut self, frame: &Frame) -> Result<(), DeliverError> {
@@ -96,10 +104,7 @@ impl GuestRx {
         for chain in chains {
             chain.iovecs(memory, true, &mut self.iov)?;
         }
-        let mut header = [0u8; 12];
-        if self.hdr_len == 12 {
-            header[NUM_BUFFERS_OFFSET as usize..].copy_from_slice(&(n as u16).to_le_bytes());
-        }
+        let mut header = VirtioNetHdr { num_buffers: n as u16, ..*frame.offload() }.to_le_bytes();
         let header_iov = [libc::iovec { iov_base: header.as_mut_ptr() as *mut libc::c_void, iov_len: self.hdr_len }];
         // SAFETY: `header_iov` points at a live local; `self.iov` are writable guest buffers that
         // `iovecs` bounds-checked against the guest's memory, which `queue` keeps mapped.

@@ -17,6 +17,7 @@ mod counters;
 mod frame;
 mod guest_rx;
 mod mac_table;
+mod offload;
 mod sender;
 mod uplink;
 
@@ -29,11 +30,15 @@ pub use counters::{PortCounters, PortCountersSnapshot};
 pub use frame::{skip_bytes, EthernetHeader, Frame};
 pub use guest_rx::{DeliverError, GuestRx};
 pub use mac_table::{Learned, Mac, MacEntry, MacTable, MAX_MAC_ENTRIES};
+pub use offload::{Accepts, Finisher, OffloadError};
 use sender::Deliveries;
 pub use sender::Sender;
 pub use uplink::{FrameWriter, HostPort, StreamAddress, StreamUplink, TapUplink, Uplink, UplinkError};
 
 pub type PortId = u32;
+
+/// Largest GSO frame a guest may hand the switch: 64 KiB of IP packet plus Ethernet/VLAN headers.
+pub const MAX_GSO_FRAME: usize = 65535 + 18;
 
 /// How long a MAC entry lives without traffic from its station (IEEE 802.1D default).
 pub const DEFAULT_AGING: Duration = Duration::from_secs(300);
@@ -114,8 +119,31 @@ impl SwitchPort {
     }
 
     /// Delivers one frame to this port, counting what happens; a frame put into a guest's RX ring
-    /// is published with `deliveries`.
-    fn deliver(self: &Arc<Self>, frame: &Frame, eth: &EthernetHeader, deliveries: &mut Deliveries) {
+    /// is published with `deliveries`. An offloaded frame the port does not take as it is goes
+    /// through `finisher` first (checksummed, or cut into segments).
+    fn deliver(self: &Arc<Self>, frame: &Frame, eth: &EthernetHeader, deliveries: &mut Deliveries, finisher: &mut Finisher) {
+        if !offload::is_plain(frame.offload()) && !self.takes(frame.offload()) {
+            let finished = finisher.finish(frame, frame.offload(), |piece| self.deliver_finished(piece, eth, deliveries));
+            if finished.is_err() {
+                // `Switch::forward` checked the frame; only a guest rewriting it meanwhile gets here.
+                PortCounters::add(&self.counters.drop_bad_offload, 1);
+            }
+            return;
+        }
+        self.deliver_finished(frame, eth, deliveries);
+    }
+
+    /// Whether the port takes a frame with these offload requests as it is.
+    fn takes(&self, offload: &vring::VirtioNetHdr) -> bool {
+        match &*self.sink() {
+            Sink::Detached => true, // dropped anyway
+            Sink::Guest { rx, .. } => rx.accepts().takes(offload),
+            Sink::Writer(writer) => writer.takes_offloads().takes(offload),
+        }
+    }
+
+    /// `deliver` for a frame this port takes as it is.
+    fn deliver_finished(self: &Arc<Self>, frame: &Frame, eth: &EthernetHeader, deliveries: &mut Deliveries) {
         let mut sink = self.sink();
         let outcome = match &mut *sink {
             Sink::Detached => Err(&self.counters.drop_not_ready),
@@ -252,12 +280,17 @@ impl Switch {
             PortCounters::add(&from.counters.drop_runt, 1);
             return;
         };
-        if frame.len() > self.max_frame {
+        let gso = frame.offload().gso_type != vring::net_hdr::VIRTIO_NET_HDR_GSO_NONE;
+        if frame.len() > if gso { MAX_GSO_FRAME } else { self.max_frame } {
             PortCounters::add(&from.counters.drop_too_big, 1);
             return;
         }
+        if !offload::is_plain(frame.offload()) && offload::check(frame).is_err() {
+            PortCounters::add(&from.counters.drop_bad_offload, 1);
+            return;
+        }
         let now = self.macs.now_ms();
-        let Sender { deliveries, memo, ports, .. } = sender;
+        let Sender { deliveries, memo, ports, finisher, .. } = sender;
         let ports = self.port_list(ports);
         memo.check_generation(&self.macs);
         if eth.src_is_unicast() && !memo.recently_learned(from.vlan, eth.src, from.id, now) {
@@ -277,13 +310,13 @@ impl Switch {
             }
             if let Some(port) = memo.destination(from.vlan, eth.dst, now) {
                 if port.id != from.id {
-                    port.deliver(frame, &eth, deliveries);
+                    port.deliver(frame, &eth, deliveries, finisher);
                 }
                 return;
             }
         }
         for port in ports.iter().filter(|p| p.id != from.id && p.vlan == from.vlan) {
-            port.deliver(frame, &eth, deliveries);
+            port.deliver(frame, &eth, deliveries, finisher);
         }
     }
 

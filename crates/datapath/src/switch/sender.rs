@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::mac_table::{key, Mac, MacTable};
-use super::{PortCounters, PortId, PortList, Sink, SwitchPort};
+use super::{Finisher, PortCounters, PortId, PortList, Sink, SwitchPort};
 
 /// A source's entry is refreshed in the table at most this often (aging is minutes; `ctl macs`
 /// may show an active station up to this much older than it is).
@@ -22,6 +22,8 @@ pub struct Sender {
     pub(super) memo: Memo,
     /// The switch's port list as last read, with the generation it was read at.
     pub(super) ports: Option<(u64, PortList)>,
+    /// Finishes offloaded frames for ports that do not take them as they are.
+    pub(super) finisher: Finisher,
     /// Frames and bytes forwarded from the port since the last `publish`, not yet counted on it.
     pub(super) from_frames: u64,
     pub(super) from_bytes: u64,

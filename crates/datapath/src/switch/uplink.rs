@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::frame::{EthernetHeader, Frame};
+use super::offload::Accepts;
 use super::{PortKind, Switch, SwitchPort};
 use crate::tap::{Tap, TapError};
 
@@ -26,6 +27,10 @@ pub trait FrameWriter: Send {
     /// Whether this port wants the frame at all (the host port only takes DHCP and ARP).
     fn accepts(&self, _eth: &EthernetHeader, _frame: &Frame) -> bool {
         true
+    }
+    /// Which offloaded frames it writes as they are (others reach it finished by the switch).
+    fn takes_offloads(&self) -> Accepts {
+        Accepts::NONE
     }
     fn write_frame(&mut self, frame: &Frame) -> io::Result<()>;
 }
@@ -96,8 +101,14 @@ pub struct TapUplink {
 struct TapWriter(Arc<Tap>);
 
 impl FrameWriter for TapWriter {
+    /// The kernel finishes whatever a virtio-net header asks for (IFF_VNET_HDR).
+    fn takes_offloads(&self) -> Accepts {
+        Accepts::ALL
+    }
+
     fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
-        let header = [0u8; VNET_HDR_LEN];
+        let mut header = [0u8; VNET_HDR_LEN];
+        header.copy_from_slice(&frame.offload().to_le_bytes()[..VNET_HDR_LEN]);
         let bytes = frame.to_vec();
         let iov = [
             libc::iovec { iov_base: header.as_ptr() as *mut libc::c_void, iov_len: VNET_HDR_LEN },

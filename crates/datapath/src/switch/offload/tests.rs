@@ -1,0 +1,150 @@
+//! Software checksum and TCP segmentation, checked the way a receiver checks: every IP header
+//! and TCP segment must sum to 0xffff with its pseudo-header, and the payloads must join up.
+
+use super::*;
+
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+
+/// Ethernet + IPv4 (or IPv6) + 20-byte TCP header with `flags`, then `payload`; checksums left
+/// as a sender using offloads leaves them (IP done, TCP field = anything).
+fn tcp_frame(ipv6: bool, payload: &[u8], flags: u8) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&MAC_B);
+    f.extend_from_slice(&MAC_A);
+    f.extend_from_slice(&(if ipv6 { ETH_P_IPV6 } else { ETH_P_IPV4 }).to_be_bytes());
+    let tcp_len = 20 + payload.len();
+    if ipv6 {
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+        f.extend_from_slice(&[IPPROTO_TCP, 64]);
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    } else {
+        let total = (20 + tcp_len) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, IPPROTO_TCP, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        let ip_sum = !fold(sum(&f[14..34], 0));
+        put_u16(&mut f, 24, ip_sum);
+    }
+    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x50]); // ports 12345 → 80
+    f.extend_from_slice(&0xffff_ff00u32.to_be_bytes()); // seq: wraps during the test
+    f.extend_from_slice(&7u32.to_be_bytes()); // ack
+    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0xde, 0xad, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn gso(ipv6: bool, mss: u16) -> VirtioNetHdr {
+    VirtioNetHdr {
+        flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        gso_type: if ipv6 { VIRTIO_NET_HDR_GSO_TCPV6 } else { VIRTIO_NET_HDR_GSO_TCPV4 },
+        hdr_len: if ipv6 { 74 } else { 54 },
+        gso_size: mss,
+        csum_start: if ipv6 { 54 } else { 34 },
+        csum_offset: 16,
+        num_buffers: 0,
+    }
+}
+
+fn finish_all(bytes: &[u8], hdr: VirtioNetHdr) -> Result<Vec<Vec<u8>>, OffloadError> {
+    let iov = [iovec(bytes)];
+    // SAFETY: `bytes` outlives the frame.
+    let frame = unsafe { Frame::with_offload(&iov, hdr) };
+    check(&frame)?;
+    let mut out = Vec::new();
+    Finisher::default().finish(&frame, &hdr, |piece| out.push(piece.to_vec()))?;
+    Ok(out)
+}
+
+/// Asserts what a receiving stack would: valid IPv4 header checksum and length, valid TCP checksum.
+fn assert_valid(segment: &[u8]) -> TcpLayout {
+    let layout = TcpLayout::parse(segment).expect("Ethernet/IP/TCP");
+    let tcp_len = segment.len() - layout.l4;
+    if layout.ipv4 {
+        assert_eq!(fold(sum(&segment[layout.l3..layout.l4], 0)), 0xffff, "IPv4 header checksum");
+        assert_eq!(usize::from(u16::from_be_bytes([segment[16], segment[17]])), segment.len() - 14);
+    } else {
+        assert_eq!(usize::from(u16::from_be_bytes([segment[18], segment[19]])), tcp_len);
+    }
+    assert_eq!(fold(sum(&segment[layout.l4..], pseudo_header_sum(segment, &layout, tcp_len))), 0xffff, "TCP checksum");
+    layout
+}
+
+#[test]
+fn a_gso_frame_is_cut_into_valid_segments_that_join_up() {
+    let payload: Vec<u8> = (0..3500u32).map(|i| (i * 7 % 251) as u8).collect();
+    for ipv6 in [false, true] {
+        let frame = tcp_frame(ipv6, &payload, TCP_PSH | TCP_FIN | 0x10 | TCP_CWR);
+        let segments = finish_all(&frame, gso(ipv6, 1000)).unwrap();
+        assert_eq!(segments.len(), 4, "3500 bytes in 1000-byte segments");
+        let mut joined = Vec::new();
+        for (i, s) in segments.iter().enumerate() {
+            let layout = assert_valid(s);
+            let seq = u32::from_be_bytes(s[layout.l4 + 4..layout.l4 + 8].try_into().unwrap());
+            assert_eq!(seq, 0xffff_ff00u32.wrapping_add(1000 * i as u32), "sequence numbers advance (and wrap)");
+            let flags = s[layout.l4 + 13];
+            let last = i == segments.len() - 1;
+            assert_eq!(flags & (TCP_FIN | TCP_PSH) != 0, last, "FIN/PSH on the last segment only");
+            assert_eq!(flags & TCP_CWR != 0, i == 0, "CWR on the first segment only");
+            assert_eq!(flags & 0x10, 0x10, "ACK everywhere");
+            if layout.ipv4 {
+                assert_eq!(u16::from_be_bytes([s[18], s[19]]), 0x1234 + i as u16, "IPv4 ids count up");
+            }
+            joined.extend_from_slice(&s[layout.payload..]);
+        }
+        assert_eq!(joined, payload);
+    }
+}
+
+#[test]
+fn a_gso_frame_no_longer_than_one_segment_and_an_empty_one_each_give_one_segment() {
+    for payload in [&[1u8, 2, 3][..], &[][..]] {
+        let segments = finish_all(&tcp_frame(false, payload, 0x18), gso(false, 1448)).unwrap();
+        assert_eq!(segments.len(), 1);
+        let layout = assert_valid(&segments[0]);
+        assert_eq!(&segments[0][layout.payload..], payload);
+    }
+}
+
+#[test]
+fn a_partial_checksum_is_completed() {
+    let mut frame = tcp_frame(false, b"hello, switch", 0x18);
+    // What a guest stack leaves with NEEDS_CSUM: the pseudo-header sum, not inverted.
+    let layout = TcpLayout::parse(&frame).unwrap();
+    let partial = fold(pseudo_header_sum(&frame, &layout, frame.len() - layout.l4));
+    put_u16(&mut frame, layout.l4 + 16, partial);
+    let hdr = VirtioNetHdr { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csum_start: 34, csum_offset: 16, ..Default::default() };
+    let out = finish_all(&frame, hdr).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_valid(&out[0]);
+    assert_eq!(&out[0][..layout.l4 + 16], &frame[..layout.l4 + 16], "nothing else changes");
+}
+
+#[test]
+fn requests_that_cannot_be_finished_are_refused_before_forwarding() {
+    let frame = tcp_frame(false, &[0; 100], 0x18);
+    let bad_csum = VirtioNetHdr { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csum_start: 150, csum_offset: 6, ..Default::default() };
+    assert!(matches!(finish_all(&frame, bad_csum), Err(OffloadError::ChecksumOutside { .. })));
+    assert_eq!(finish_all(&frame, gso(false, 0)), Err(OffloadError::ZeroSegmentSize));
+    let ufo = VirtioNetHdr { gso_type: vring::net_hdr::VIRTIO_NET_HDR_GSO_UDP, gso_size: 1000, ..Default::default() };
+    assert_eq!(finish_all(&frame, ufo), Err(OffloadError::UnsupportedGso(3)));
+    let mut udp = frame.clone();
+    udp[23] = 17;
+    assert_eq!(finish_all(&udp, gso(false, 1000)), Err(OffloadError::NotTcp));
+    let no_csum = VirtioNetHdr { flags: 0, ..gso(false, 1000) };
+    assert_eq!(finish_all(&frame[..40], no_csum), Err(OffloadError::NotTcp), "cut inside the TCP header");
+}
+
+#[test]
+fn guests_take_what_they_negotiated() {
+    use vring::features::*;
+    let linux = Accepts::guest((1 << VIRTIO_NET_F_GUEST_CSUM) | (1 << VIRTIO_NET_F_GUEST_TSO4) | (1 << VIRTIO_NET_F_GUEST_TSO6));
+    assert!(linux.takes(&gso(false, 1448)) && linux.takes(&gso(true, 1448)));
+    assert!(!linux.takes(&VirtioNetHdr { gso_type: VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN, ..gso(false, 1448) }), "no GUEST_ECN");
+    let testpmd = Accepts::guest(0);
+    assert!(!testpmd.takes(&gso(false, 1448)));
+    assert!(!testpmd.takes(&VirtioNetHdr { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, ..Default::default() }));
+    assert!(testpmd.takes(&VirtioNetHdr::default()));
+}
