@@ -77,8 +77,8 @@ pub enum OffloadError {
     ChecksumOutside { start: u16, offset: u16, len: usize },
     /// A GSO frame that is not Ethernet + IPv4/IPv6 (no extension headers) + TCP, or too short.
     NotTcp,
-    /// gso_size 0.
-    ZeroSegmentSize,
+    /// gso_size below MIN_SEGMENT_SIZE (one 64 KiB frame would become thousands of tiny ones).
+    SegmentSizeTooSmall(u16),
 }
 
 impl fmt::Display for OffloadError {
@@ -89,10 +89,13 @@ impl fmt::Display for OffloadError {
                 write!(f, "checksum at {start}+{offset} is outside the {len}-byte frame")
             }
             OffloadError::NotTcp => f.write_str("a GSO frame that is not Ethernet/IP/TCP"),
-            OffloadError::ZeroSegmentSize => f.write_str("gso_size 0"),
+            OffloadError::SegmentSizeTooSmall(size) => write!(f, "gso_size {size} is below {MIN_SEGMENT_SIZE}"),
         }
     }
 }
+
+/// Smallest gso_size finished in software: Linux's lowest TCP send MSS (net.ipv4.tcp_min_snd_mss).
+pub const MIN_SEGMENT_SIZE: u16 = 48;
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -112,8 +115,8 @@ pub fn check(frame: &Frame) -> Result<(), OffloadError> {
     match hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN {
         VIRTIO_NET_HDR_GSO_NONE => Ok(()),
         VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_TCPV6 => {
-            if hdr.gso_size == 0 {
-                return Err(OffloadError::ZeroSegmentSize);
+            if hdr.gso_size < MIN_SEGMENT_SIZE {
+                return Err(OffloadError::SegmentSizeTooSmall(hdr.gso_size));
             }
             // Ethernet + 802.1Q tag + IPv6 (or IPv4 with options) + TCP with options.
             let mut headers = [0u8; 18 + 60 + 60];
@@ -156,8 +159,8 @@ impl Finisher {
     /// tcp_gso_segment follows: sequence numbers advance, FIN/PSH only on the last segment, CWR
     /// only on the first, IPv4 ids count up, every length and checksum recomputed).
     fn segment(&mut self, mss: u16, mut deliver: impl FnMut(&Frame)) -> Result<(), OffloadError> {
-        if mss == 0 {
-            return Err(OffloadError::ZeroSegmentSize);
+        if mss < MIN_SEGMENT_SIZE {
+            return Err(OffloadError::SegmentSizeTooSmall(mss));
         }
         let layout = TcpLayout::parse(&self.whole).ok_or(OffloadError::NotTcp)?;
         let payload = &self.whole[layout.payload..];

@@ -127,7 +127,8 @@ fn requests_that_cannot_be_finished_are_refused_before_forwarding() {
     let frame = tcp_frame(false, &[0; 100], 0x18);
     let bad_csum = VirtioNetHdr { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csum_start: 150, csum_offset: 6, ..Default::default() };
     assert!(matches!(finish_all(&frame, bad_csum), Err(OffloadError::ChecksumOutside { .. })));
-    assert_eq!(finish_all(&frame, gso(false, 0)), Err(OffloadError::ZeroSegmentSize));
+    assert_eq!(finish_all(&frame, gso(false, 0)), Err(OffloadError::SegmentSizeTooSmall(0)));
+    assert_eq!(finish_all(&frame, gso(false, 47)), Err(OffloadError::SegmentSizeTooSmall(47)), "at most ~1365 segments per frame");
     let ufo = VirtioNetHdr { gso_type: vring::net_hdr::VIRTIO_NET_HDR_GSO_UDP, gso_size: 1000, ..Default::default() };
     assert_eq!(finish_all(&frame, ufo), Err(OffloadError::UnsupportedGso(3)));
     let mut udp = frame.clone();
@@ -147,4 +148,41 @@ fn guests_take_what_they_negotiated() {
     assert!(!testpmd.takes(&gso(false, 1448)));
     assert!(!testpmd.takes(&VirtioNetHdr { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, ..Default::default() }));
     assert!(testpmd.takes(&VirtioNetHdr::default()));
+}
+
+#[test]
+fn through_the_switch_a_port_without_offloads_gets_segments_and_a_bad_request_is_counted_on_its_sender() {
+    use std::sync::{Arc, Mutex};
+
+    use crate::switch::{FrameWriter, PortKind, Sender, Switch, DEFAULT_AGING};
+
+    struct Recorder(Arc<Mutex<Vec<Vec<u8>>>>);
+    impl FrameWriter for Recorder {
+        fn write_frame(&mut self, frame: &Frame) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(frame.to_vec());
+            Ok(())
+        }
+    }
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let a = sw.add_port("a", PortKind::VhostUser, 0);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let _b = sw.add_writer_port("b", PortKind::Stream, 0, Box::new(Recorder(log.clone())));
+    let mut sender = Sender::default();
+    let send = |sender: &mut Sender, bytes: &[u8], hdr: VirtioNetHdr| {
+        let iov = [iovec(bytes)];
+        // SAFETY: `bytes` outlives the call.
+        sw.forward(&a, &unsafe { Frame::with_offload(&iov, hdr) }, sender);
+    };
+    let payload = vec![0x5a; 4000];
+    send(&mut sender, &tcp_frame(false, &payload, 0x18), gso(false, 1448));
+    let segments = log.lock().unwrap().clone();
+    assert_eq!(segments.iter().map(Vec::len).collect::<Vec<_>>(), vec![54 + 1448, 54 + 1448, 54 + 1104]);
+    segments.iter().for_each(|s| {
+        assert_valid(s);
+    });
+    send(&mut sender, &tcp_frame(false, &payload, 0x18), gso(false, 0));
+    sender.publish(&a);
+    let counters: std::collections::HashMap<_, _> = a.counters.snapshot().into_iter().collect();
+    assert_eq!(counters["dropBadOffload"], 1);
+    assert_eq!(log.lock().unwrap().len(), 3, "nothing of the bad frame went out");
 }
