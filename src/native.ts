@@ -114,6 +114,8 @@ export interface NetDevice {
   removeMemRegion(region: BigUint64Array): void;
   /** SET_LOG_BASE: maps the dirty-page log; the fd is the device's from the call on. Error code VU_ERR_DIRTY_LOG. */
   setLogBase(mmapSize: bigint, mmapOffset: bigint, fd: number): void;
+  /** How long a worker keeps polling after it last found work, in µs (0: off, the default); for queue pairs started later. */
+  setBusyPoll(microseconds: number): void;
   /** SEND_RARP: broadcasts a RARP announcement from the 6-byte MAC out of the TAP. */
   sendRarp(mac: Uint8Array): void;
   /** 6·n bytes: the MACs the switch last saw on this port, most recent first, at most `max` (none for a TAP). */

@@ -62,18 +62,23 @@ function wrap(proc: LoggedProcess, socketPath: string, controlPath?: string): Be
   };
 }
 
+/** `--busy-poll N` when a budget is given. */
+function busyPoll(microseconds: number | undefined): string[] {
+  return microseconds ? ['--busy-poll', String(microseconds)] : [];
+}
+
 /** The one-guest TAP back-end (`--tap`), pinned to `cpu`. */
-export async function startTapBackend(scope: Scope, opts: { cpu: string; tap: string; queues?: number }): Promise<BenchBackend> {
+export async function startTapBackend(scope: Scope, opts: { cpu: string; tap: string; queues?: number; busyPollUs?: number }): Promise<BenchBackend> {
   const socketPath = join(socketDir(scope), 'vhost.sock');
-  const args = ['--socket-path', socketPath, '--tap', opts.tap, '--queues', String(opts.queues ?? 1)];
+  const args = ['--socket-path', socketPath, '--tap', opts.tap, '--queues', String(opts.queues ?? 1), ...busyPoll(opts.busyPollUs)];
   return wrap(await start(scope, 'bench-backend-tap', opts.cpu, args, /listening/), socketPath);
 }
 
 /** The userspace switch (every front-end on the socket is a port), DHCP off, pinned to `cpu`. */
-export async function startSwitchBackend(scope: Scope, opts: { cpu: string; queues?: number }): Promise<BenchBackend> {
+export async function startSwitchBackend(scope: Scope, opts: { cpu: string; queues?: number; busyPollUs?: number }): Promise<BenchBackend> {
   const dir = socketDir(scope);
   const socketPath = join(dir, 'switch.sock');
   const controlPath = join(dir, 'switch.ctl');
-  const args = ['--socket-path', socketPath, '--control', controlPath, '--dhcp', 'off', ...(opts.queues ? ['--queues', String(opts.queues)] : [])];
+  const args = ['--socket-path', socketPath, '--control', controlPath, '--dhcp', 'off', ...(opts.queues ? ['--queues', String(opts.queues)] : []), ...busyPoll(opts.busyPollUs)];
   return wrap(await start(scope, 'bench-backend-switch', opts.cpu, args, /switch ready/), socketPath, controlPath);
 }

@@ -19,6 +19,9 @@ export const SUBJECT_CPU = 1;
  */
 export const FRAME_CASES: Record<string, number> = { '64B': 60, '1518B': 1514 };
 
+/** The busy-poll budget of the "busy-poll" cases (`--busy-poll`, µs). */
+export const BUSY_POLL_US = 50;
+
 /** Mbufs for a generator/reference: enough for 2 ports × (rx ring + tx ring + bursts) at 2 KiB each. */
 export const BENCH_MBUFS = 8192;
 

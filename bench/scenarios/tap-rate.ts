@@ -12,7 +12,7 @@ import { createTap, NetNs, uniqueName } from '../../test/helpers/netns.ts';
 import { mustRun } from '../../test/helpers/proc.ts';
 import { ensureDpdk, startTestpmd, tapVdev, vhostVdev, virtioUserVdev, type Testpmd } from '../../test/helpers/testpmd.ts';
 import { startTapBackend, socketDir } from '../lib/backend.ts';
-import { affinityText, BENCH_MBUFS, FRAME_CASES, GENERATOR_CPU, SUBJECT_CPU, testpmdFeatureNames, testpmdPlacement } from '../lib/dpdk.ts';
+import { affinityText, BENCH_MBUFS, BUSY_POLL_US, FRAME_CASES, GENERATOR_CPU, SUBJECT_CPU, testpmdFeatureNames, testpmdPlacement } from '../lib/dpdk.ts';
 import { CpuWindow, ifCounter } from '../lib/procfs.ts';
 import type { Subject } from '../lib/results.ts';
 import type { RunOutcome, Scenario } from '../lib/scenario.ts';
@@ -25,8 +25,9 @@ import { join } from 'node:path';
 const WARMUP_MS = 1000;
 
 /** Frame size and queue pairs per case (2 queue pairs: one generator lcore serves both queues). */
-const TAP_CASES: Record<string, { frameBytes: number; queuePairs: number }> = {
+const TAP_CASES: Record<string, { frameBytes: number; queuePairs: number; busyPollUs?: number }> = {
   '64B': { frameBytes: FRAME_CASES['64B'], queuePairs: 1 },
+  '64B busy-poll': { frameBytes: FRAME_CASES['64B'], queuePairs: 1, busyPollUs: BUSY_POLL_US },
   '1518B': { frameBytes: FRAME_CASES['1518B'], queuePairs: 1 },
   '64B 2qp': { frameBytes: FRAME_CASES['64B'], queuePairs: 2 },
 };
@@ -83,10 +84,10 @@ async function measure(opts: BenchOptions, generator: Testpmd, ns: NetNs, tap: s
   };
 }
 
-async function runOurs(scope: Scope, frameBytes: number, queuePairs: number, opts: BenchOptions): Promise<RunOutcome> {
+async function runOurs(scope: Scope, frameBytes: number, queuePairs: number, opts: BenchOptions, busyPollUs?: number): Promise<RunOutcome> {
   // With more queue pairs the back-end creates the TAP itself (IFF_MULTI_QUEUE); it goes when the back-end exits.
   const tap = queuePairs === 1 ? await createTap(scope, uniqueName('bt')) : uniqueName('bt');
-  const backend = await startTapBackend(scope, { cpu: String(SUBJECT_CPU), tap, queues: queuePairs });
+  const backend = await startTapBackend(scope, { cpu: String(SUBJECT_CPU), tap, queues: queuePairs, busyPollUs });
   const ns = await quietNamespace(scope);
   await ns.moveLink(tap);
   await bringUp(ns, tap);
@@ -150,6 +151,7 @@ export const tapRate: Scenario = {
       `Subject on CPU ${SUBJECT_CPU}, generator forwarding on CPU ${GENERATOR_CPU}.`,
       'Frame sizes on the wire incl. FCS: 64B = --txpkts=60, 1518B = --txpkts=1514.',
       'Counted on the TAP (rx_packets in a network namespace, IPv6 off, no address).',
+      `64B busy-poll: this back-end with --busy-poll ${BUSY_POLL_US}.`,
       '64B 2qp: 2 queue pairs end to end (virtio_user queues=2, --rxq/--txq=2; this back-end --queues 2 on a multi-queue TAP; net_vhost queues=2 + net_tap with 2 queues); the generator still has one lcore.',
     ],
   },
@@ -160,7 +162,7 @@ export const tapRate: Scenario = {
     await ensureHugepages(512);
   },
   run(scope, subject: Subject, caseName, opts) {
-    const { frameBytes, queuePairs } = TAP_CASES[caseName];
-    return subject === 'ours' ? runOurs(scope, frameBytes, queuePairs, opts) : runReference(scope, frameBytes, queuePairs, opts);
+    const { frameBytes, queuePairs, busyPollUs } = TAP_CASES[caseName];
+    return subject === 'ours' ? runOurs(scope, frameBytes, queuePairs, opts, busyPollUs) : runReference(scope, frameBytes, queuePairs, opts);
   },
 };

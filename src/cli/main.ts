@@ -73,6 +73,7 @@ async function runBackend(options: BackendOptions, tap: string, log: Logger): Pr
     if (event.kind === 'fault') log.error('guest broke a ring; queue pair stopped until the front-end resets it', { queuePair: event.queuePair, reason: event.message });
     else log.info(event.message);
   });
+  nativeDevice.setBusyPoll(options.busyPollUs);
   const dataPlane = new NativeDataPlane(nativeDevice);
   if (options.mtu !== undefined) dataPlane.setMtu(options.mtu);
   log.info('TAP opened', { tap: nativeDevice.tapName, queuePairs: options.queuePairs, mac: formatMac(mac) });

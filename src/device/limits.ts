@@ -26,3 +26,6 @@ export const MAX_MTU = 65535;
 
 /** Most switch MAC-table entries (stations) one port's device state carries in a live migration. */
 export const MAX_CARRIED_STATIONS = 256;
+
+/** Longest busy-poll budget (`--busy-poll`, microseconds): one second. */
+export const MAX_BUSY_POLL_US = 1_000_000;

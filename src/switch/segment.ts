@@ -23,6 +23,8 @@ export interface SegmentOptions {
   agingSeconds?: number;
   /** Offer GUEST_ANNOUNCE to every guest (see NetDeviceOptions.guestAnnounce). */
   guestAnnounce?: boolean;
+  /** Busy-poll budget of every guest port's worker, in µs (0: event-driven). */
+  busyPollUs?: number;
   log: Logger;
 }
 
@@ -40,10 +42,12 @@ export class Segment {
   private readonly hostPortId: number | undefined;
   private readonly log: Logger;
   private readonly guestAnnounce: boolean;
+  private readonly busyPollUs: number;
 
   constructor(options: SegmentOptions) {
     this.log = options.log;
     this.guestAnnounce = options.guestAnnounce ?? false;
+    this.busyPollUs = options.busyPollUs ?? 0;
     this.switch = new native.Switch(options.mtu, options.agingSeconds ?? MAC_AGING_SECONDS);
     if (options.dhcpCidr) {
       const serverMac = randomMac((n) => randomBytes(n));
@@ -66,6 +70,7 @@ export class Segment {
       if (event.kind === 'fault') this.log.error('guest broke a ring; its port is cut off until the front-end resets it', { port: name, reason: event.message });
       else this.log.info(event.message, { port: name });
     }, vlan);
+    nativeDevice.setBusyPoll(this.busyPollUs);
     const portId = nativeDevice.portId!;
     this.guests.set(portId, { name, mac: formatMac(mac), device: nativeDevice });
     return {

@@ -55,3 +55,9 @@ test('--announce: rarp by default, guest offers GUEST_ANNOUNCE, anything else is
   t.is(new NetDevice({ queuePairs: 1, mac }).offeredFeatures & guestAnnounce, 0n);
   t.is(new NetDevice({ queuePairs: 1, mac, guestAnnounce: true }).offeredFeatures & guestAnnounce, guestAnnounce);
 });
+
+test('--busy-poll takes microseconds, 0 (the default) to 1 s', (t) => {
+  t.is(run().busyPollUs, 0);
+  t.is(run('--busy-poll', '50').busyPollUs, 50);
+  for (const bad of ['-1', '1000001', 'fast', '']) t.throws(() => run(`--busy-poll=${bad}`), { instanceOf: UsageError }, bad);
+});

@@ -27,7 +27,7 @@ export async function startInProcessSwitch(t: Teardown & { log: (...v: unknown[]
   const logLines: string[] = [];
   const log = createLogger('switch', 'debug', (line) => logLines.push(line));
   const switchMode = new SwitchMode(
-    { mode: 'run', socketPath, client: false, queuePairs: 1, ports: [], uplinks: [], dhcp: 'off', controlPath: '', socketMode: 0o600, allowUids: [process.getuid!(), 0], announce: 'rarp' },
+    { mode: 'run', socketPath, client: false, queuePairs: 1, ports: [], uplinks: [], dhcp: 'off', controlPath: '', socketMode: 0o600, allowUids: [process.getuid!(), 0], announce: 'rarp', busyPollUs: 0 },
     log,
   );
   await switchMode.start();

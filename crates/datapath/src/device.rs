@@ -14,6 +14,7 @@
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use vring::features::*;
 use vring::{DirtyLog, DirtyLogError, GuestMemory, MemoryError, MemoryRegion, QueueError, QueueState, RegionSpec, VIRTIO_NET_HDR_LEN, SplitQueue};
@@ -149,6 +150,8 @@ pub struct NetDevice {
     /// resumes when the next migration sets it again; replaced by the next SET_LOG_BASE.
     dirty_log: Option<Arc<DirtyLog>>,
     mtu: u16,
+    /// Workers' busy-poll budget (zero: event-driven).
+    busy_poll: Duration,
     on_event: EventSink,
 }
 
@@ -180,6 +183,7 @@ impl NetDevice {
             features: 0,
             dirty_log: None,
             mtu: DEFAULT_MTU,
+            busy_poll: Duration::ZERO,
             on_event,
         }
     }
@@ -227,6 +231,12 @@ impl NetDevice {
     }
 
     /// NET_SET_MTU (or the configured MTU): bounds the RX frames expected without guest GSO.
+    /// How long a worker keeps polling after it last found work (see worker.rs); applies to the
+    /// queue pairs (re)started from now on.
+    pub fn set_busy_poll(&mut self, budget: Duration) {
+        self.busy_poll = budget;
+    }
+
     pub fn set_mtu(&mut self, mtu: u16) -> Result<(), DeviceError> {
         self.with_all_stopped(|d| {
             d.mtu = mtu;
@@ -461,6 +471,7 @@ impl NetDevice {
             // A TX fault cuts off the RX ring the switch port serves, too.
             on_fault: self.fault_reporter(pair, &pair_fault, self.attachment.switch_port().cloned()),
             pair_fault,
+            busy_poll: self.busy_poll,
         };
         let worker = Worker::start(config).map_err(|source| DeviceError::Worker { queue_pair: pair, source })?;
         self.workers[pair as usize] = Some(worker);

@@ -37,8 +37,9 @@ impl TxRing {
     /// sent-frame counters are added once per batch: a locked add per frame would wait each time
     /// for the frame's stores (into a switch destination's buffers) to drain.
     /// Returns true if more work may be waiting right now; false once the ring is empty and kicks
-    /// are enabled again (re-checked after enabling, so no kick is lost).
-    pub fn process(&mut self, port: &Port, counters: &Counters) -> Result<bool, RingFault> {
+    /// are enabled again (re-checked after enabling, so no kick is lost) — or, when `polling`,
+    /// left off: the worker looks at the ring again without being kicked.
+    pub fn process(&mut self, port: &Port, counters: &Counters, polling: bool) -> Result<bool, RingFault> {
         self.ring.queue.disable_notification();
         let mut handled = 0;
         let (mut sent_frames, mut sent_bytes) = (0, 0);
@@ -64,6 +65,9 @@ impl TxRing {
         }
         if handled == TX_BATCH {
             return Ok(true);
+        }
+        if polling {
+            return Ok(false);
         }
         Ok(self.ring.queue.enable_notification()?)
     }

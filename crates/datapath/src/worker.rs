@@ -3,6 +3,11 @@
 //! with the vhost-user "Ring states" semantics: a ring is served only if started (present); a
 //! started but disabled TX ring is drained and its chains dropped, a disabled RX ring gets nothing.
 //!
+//! With a busy-poll budget (`--busy-poll`, off by default) a worker that just found work keeps
+//! looking at its rings and port without sleeping, with the guest's TX kicks left off, until the
+//! budget passes with nothing found: no kick or wake-up on the path while traffic flows, at the
+//! price of one CPU spinning for up to the budget after the last frame.
+//!
 //! Threat model: the guest driver writes the rings concurrently and may be hostile. Any ring error
 //! stops the whole queue pair: `on_fault` is called once with one line, the kick and port fds are
 //! unregistered, and the thread parks on the control fd until `stop`.
@@ -12,6 +17,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use vring::{GuestMemory, QueueError, QueueState, SplitQueue};
 
@@ -54,6 +60,8 @@ pub struct WorkerConfig {
     /// The pair's fault latch, shared with whatever serves its RX ring elsewhere (the switch port):
     /// once tripped, the worker stops serving at its next wake-up, as after a fault of its own.
     pub pair_fault: Arc<PairFault>,
+    /// How long to keep polling after the last work found; zero: sleep at once (event-driven).
+    pub busy_poll: Duration,
 }
 
 /// What `stop` hands back: the rings' state (for GET_VRING_BASE or restarting them elsewhere)
@@ -203,6 +211,7 @@ impl Worker {
             on_fault: cfg.on_fault,
             pair_fault: cfg.pair_fault,
             fault: None,
+            busy_poll: cfg.busy_poll,
         };
         let thread = std::thread::Builder::new()
             .name("vu-net-qp".into())
@@ -257,6 +266,7 @@ struct QueuePair {
     on_fault: Box<dyn Fn(String) + Send>,
     pair_fault: Arc<PairFault>,
     fault: Option<String>,
+    busy_poll: Duration,
 }
 
 impl QueuePair {
@@ -265,8 +275,18 @@ impl QueuePair {
         let mut rx_more = self.rx.is_some();
         let mut tx_more = self.tx.is_some();
         let mut ready: Vec<Ready> = Vec::new();
+        // Busy polling: until then the rings are served without waiting for a kick.
+        let mut poll_until: Option<Instant> = None;
         loop {
-            let busy = self.fault.is_none() && (rx_more || tx_more);
+            let polling = poll_until.is_some_and(|until| Instant::now() < until);
+            if poll_until.is_some() && !polling {
+                // The budget passed with nothing found: one more pass with kicks enabled (and
+                // re-checked), then sleep.
+                poll_until = None;
+                rx_more |= self.rx.is_some();
+                tx_more |= self.tx.is_some();
+            }
+            let busy = self.fault.is_none() && (rx_more || tx_more || polling);
             ready.clear();
             if let Err(e) = self.epoll.wait(if busy { 0 } else { -1 }, &mut ready) {
                 self.fail(format!("epoll_wait failed: {e}"));
@@ -299,19 +319,34 @@ impl QueuePair {
             if self.fault.is_some() {
                 continue;
             }
+            if polling {
+                rx_more |= self.rx.is_some();
+                tx_more |= self.tx.is_some();
+            }
+            let before = self.progress();
             if tx_more {
-                tx_more = self.serve_tx();
+                tx_more = self.serve_tx(polling);
             }
             if rx_more {
                 rx_more = self.serve_rx();
             }
+            if !self.busy_poll.is_zero() && self.progress() != before {
+                poll_until = Some(Instant::now() + self.busy_poll);
+            }
         }
     }
 
-    /// One TX batch; true if more work may be waiting.
-    fn serve_tx(&mut self) -> bool {
+    /// Where the rings are (TX chains taken, RX chains filled): changes whenever a pass did work.
+    fn progress(&self) -> (u16, u16) {
+        let tx = self.tx.as_ref().map_or(0, |tx| tx.ring.queue.state().next_avail);
+        let rx = self.rx.as_ref().map_or(0, |rx| rx.ring.queue.state().next_used);
+        (tx, rx)
+    }
+
+    /// One TX batch; true if more work may be waiting. `polling`: leave kicks off when empty.
+    fn serve_tx(&mut self, polling: bool) -> bool {
         let Some(tx) = &mut self.tx else { return false };
-        match tx.process(&self.port, &self.counters) {
+        match tx.process(&self.port, &self.counters, polling) {
             Ok(more) => more,
             Err(fault) => {
                 self.fail(format!("TX virtqueue: {fault}"));

@@ -366,6 +366,7 @@ impl Rig {
             counters: self.counters.clone(),
             on_fault: Box::new(move |reason| faults.lock().unwrap().push(reason)),
             pair_fault: Arc::default(),
+            busy_poll: std::time::Duration::ZERO,
         }
     }
 

@@ -61,6 +61,7 @@ const NET_DEVICE_METHODS: &[(&CStr, Callback)] = &[
     (c"removeMemRegion", net_device_class::remove_mem_region),
     (c"setLogBase", net_device_class::set_log_base),
     (c"sendRarp", net_device_class::send_rarp),
+    (c"setBusyPoll", net_device_class::set_busy_poll),
     (c"stations", net_device_class::stations),
     (c"adoptStations", net_device_class::adopt_stations),
     (c"setVringNum", net_device_class::set_vring_num),

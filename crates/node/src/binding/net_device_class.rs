@@ -114,6 +114,14 @@ method!(set_mtu, |env, device, call| {
     undefined(env)
 });
 
+// `setBusyPoll(microseconds)`: how long a worker keeps polling after it last found work (0: off);
+// for the queue pairs started from now on.
+method!(set_busy_poll, |env, device, call| {
+    let micros = get_integer(env, call.args[0], "microseconds", 1_000_000.0)? as u64;
+    device.set_busy_poll(std::time::Duration::from_micros(micros));
+    undefined(env)
+});
+
 method!(set_mem_table, |env, device, call| {
     let fds = owned(get_fds(env, call.args[1], "fds")?);
     let words = get_biguint64_array(env, call.args[0], "regions")?;
