@@ -90,9 +90,13 @@ impl Port {
                 let scratch = &mut *scratch.borrow_mut();
                 // SAFETY (both Frames): the iovecs point into the sender's mapped guest memory,
                 // checked by pop_chain/iovecs and kept mapped by the sending worker during this call.
-                let mut header = [0u8; VIRTIO_NET_HDR_LEN];
-                unsafe { Frame::new(iov) }.copy_out(0, &mut header[..*vnet_hdr_len]);
-                let offload = VirtioNetHdr { num_buffers: 0, ..VirtioNetHdr::from_le_bytes(header) };
+                let with_header = unsafe { Frame::new(iov) };
+                let header = match *vnet_hdr_len {
+                    VIRTIO_NET_HDR_LEN => with_header.prefix::<VIRTIO_NET_HDR_LEN>(),
+                    _ => with_header.prefix::<10>().map(|h| std::array::from_fn(|i| h.get(i).copied().unwrap_or(0))),
+                };
+                // TxRing::send dropped chains shorter than the header.
+                let offload = VirtioNetHdr { num_buffers: 0, ..VirtioNetHdr::from_le_bytes(header.unwrap_or_default()) };
                 skip_bytes(iov, *vnet_hdr_len, &mut scratch.frame_iov.0);
                 let frame = unsafe { Frame::with_offload(&scratch.frame_iov.0, offload) };
                 switch.forward(port, &frame, &mut scratch.sender);

@@ -30,6 +30,11 @@ fn a_tripped_pair_fault_stops_tx_without_a_second_report() {
             Some(&before[..]),
             "served before the fault"
         );
+        // Trip only once the worker is done with that batch (kicks enabled again): the latch is
+        // looked at when the worker wakes, so a chain added during a running batch may still go.
+        wait_until("the worker finished its batch", || {
+            rig.tx.used_idx() == 1 && rig.tx.used_flags() == 0
+        });
 
         assert!(pair_fault.trip(), "the first fault of the pair");
         assert!(!pair_fault.trip(), "a later one is not reported again");

@@ -315,6 +315,11 @@ impl GuestMemory {
     /// Calls `f(host_ptr, seg_len)` for each piece of `[gpa, gpa + len)`, split at region
     /// boundaries; fails (before calling `f` at all) if any byte is outside guest memory.
     fn for_each_segment(&self, gpa: u64, len: u64, mut f: impl FnMut(*mut u8, usize)) -> Result<(), MemoryError> {
+        // The common case, one region holds it all: one lookup.
+        if let Some(host) = self.region_of(gpa).and_then(|r| r.host_range(gpa, len)) {
+            f(host, len as usize);
+            return Ok(());
+        }
         let out_of_range = MemoryError::GpaOutOfRange { gpa, len };
         let end = gpa.checked_add(len).ok_or(out_of_range.clone())?;
         // First pass validates, second pass hands out the pieces: no partial effects on error.

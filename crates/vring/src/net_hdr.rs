@@ -63,15 +63,11 @@ impl VirtioNetHdr {
 
     /// Encodes the little-endian wire form.
     pub fn to_le_bytes(&self) -> [u8; VIRTIO_NET_HDR_LEN] {
-        let mut b = [0u8; VIRTIO_NET_HDR_LEN];
-        b[0] = self.flags;
-        b[1] = self.gso_type;
-        for (i, v) in [self.hdr_len, self.gso_size, self.csum_start, self.csum_offset, self.num_buffers]
-            .into_iter()
-            .enumerate()
-        {
-            b[2 + 2 * i..4 + 2 * i].copy_from_slice(&v.to_le_bytes());
-        }
-        b
+        let [l0, l1] = self.hdr_len.to_le_bytes();
+        let [g0, g1] = self.gso_size.to_le_bytes();
+        let [s0, s1] = self.csum_start.to_le_bytes();
+        let [o0, o1] = self.csum_offset.to_le_bytes();
+        let [n0, n1] = self.num_buffers.to_le_bytes();
+        [self.flags, self.gso_type, l0, l1, g0, g1, s0, s1, o0, o1, n0, n1]
     }
 }

@@ -67,15 +67,25 @@ impl<'a> Frame<'a> {
 
     /// The Ethernet header, or None for a runt shorter than one.
     pub fn ethernet(&self) -> Option<EthernetHeader> {
-        let mut bytes = [0u8; ETH_HLEN];
-        if self.copy_out(0, &mut bytes) < ETH_HLEN {
-            return None;
-        }
+        let bytes: [u8; ETH_HLEN] = self.prefix()?;
         Some(EthernetHeader {
             dst: bytes[0..6].try_into().unwrap(),
             src: bytes[6..12].try_into().unwrap(),
             ether_type: u16::from_be_bytes([bytes[12], bytes[13]]),
         })
+    }
+
+    /// The first N bytes, or None if the frame is shorter. Usually the first segment holds them:
+    /// then it is one inlined load, not a memmove call (this runs on every frame).
+    pub fn prefix<const N: usize>(&self) -> Option<[u8; N]> {
+        match self.segments.first() {
+            // SAFETY: the segment has at least N readable bytes (Frame::new's contract).
+            Some(first) if first.iov_len >= N => Some(unsafe { ptr::read_unaligned(first.iov_base as *const [u8; N]) }),
+            _ => {
+                let mut bytes = [0u8; N];
+                (self.copy_out(0, &mut bytes) == N).then_some(bytes)
+            }
+        }
     }
 
     /// Copies frame bytes from `offset` into `out`; returns how many.
