@@ -11,7 +11,7 @@ import { ensureGuestImage } from '../../test/helpers/guest-image.ts';
 import { createTap, NetNs, privateSubnet, uniqueName } from '../../test/helpers/netns.ts';
 import { mustRun } from '../../test/helpers/proc.ts';
 import { startTapBackend, type BenchBackend } from '../lib/backend.ts';
-import { affinityText, SUBJECT_CPU } from '../lib/dpdk.ts';
+import { affinityText, BUSY_POLL_US, SUBJECT_CPU } from '../lib/dpdk.ts';
 import type { BenchOptions } from '../lib/options.ts';
 import { CpuWindow } from '../lib/procfs.ts';
 import type { Subject } from '../lib/results.ts';
@@ -35,14 +35,14 @@ async function bootPinned(scope: Scope, name: string, netdevArgs: string[], devi
   return guest;
 }
 
-async function setUp(scope: Scope, subject: Subject): Promise<Setup> {
+async function setUp(scope: Scope, subject: Subject, busyPollUs?: number): Promise<Setup> {
   const subnet = privateSubnet();
   const tap = await createTap(scope, uniqueName('bq'));
   const device = `virtio-net-pci,netdev=n0,mac=${guestMac()},vectors=0`;
   let backend: BenchBackend | undefined;
   let guest: Guest;
   if (subject === 'ours') {
-    backend = await startTapBackend(scope, { cpu: String(SUBJECT_CPU), tap });
+    backend = await startTapBackend(scope, { cpu: String(SUBJECT_CPU), tap, busyPollUs });
     guest = await bootPinned(scope, 'bench-guest-vu', ['-chardev', `socket,id=c0,path=${backend.socketPath}`, '-netdev', 'vhost-user,id=n0,chardev=c0,queues=1'], device, subnet.guestCidr);
   } else {
     guest = await bootPinned(scope, 'bench-guest-tap', ['-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no,vhost=off`], device, subnet.guestCidr);
@@ -53,8 +53,8 @@ async function setUp(scope: Scope, subject: Subject): Promise<Setup> {
   return { guest, ns, hostIp: subnet.hostIp, backend };
 }
 
-async function runOnce(scope: Scope, subject: Subject, opts: BenchOptions): Promise<RunOutcome> {
-  const { guest, ns, hostIp, backend } = await setUp(scope, subject);
+async function runOnce(scope: Scope, subject: Subject, opts: BenchOptions, busyPollUs?: number): Promise<RunOutcome> {
+  const { guest, ns, hostIp, backend } = await setUp(scope, subject, busyPollUs);
   const server = await ns.spawn('iperf3', ['-s', '-B', hostIp, '--forceflush'], 'bench-iperf3-server', scope);
   await server.waitForOutput(/Server listening/, 10_000);
   // Warm-up: ARP and the first TCP connection outside the measured runs.
@@ -106,14 +106,15 @@ export const guestTcp: Scenario = {
     notes: [
       `QEMU (all threads) on CPU ${GUEST_CPU}, this back-end on CPU ${SUBJECT_CPU}; the guest is TCG-emulated, so its own CPU is the usual limit.`,
       'One iperf3 run of --seconds each way per run; ping after iperf3.',
+      `"tcp busy-poll": this back-end with --busy-poll ${BUSY_POLL_US} (the reference is the same QEMU tap).`,
     ],
   },
-  cases: () => ['tcp'],
+  cases: () => ['tcp', 'tcp busy-poll'],
   async prepare() {
     if (process.getuid?.() !== 0) throw new Error('guest-tcp needs root (TAP, namespaces)');
     await ensureGuestImage();
   },
-  run(scope, subject, _caseName, opts) {
-    return runOnce(scope, subject, opts);
+  run(scope, subject, caseName, opts) {
+    return runOnce(scope, subject, opts, caseName === 'tcp busy-poll' ? BUSY_POLL_US : undefined);
   },
 };
