@@ -4,6 +4,9 @@
  * namespace, so the host end reaches whichever side runs the guest; the RARP the destination's
  * back-end sends (SEND_RARP) moves the bridge's MAC entry at once.
  *
+ * The switch variant: both QEMUs on one switch (each its own port), the namespace behind a TAP
+ * uplink of that switch; the RARP goes into the switch, which moves the guest's MAC at once.
+ *
  * While the guest migrates back and forth, the namespace pings it every 100 ms (lost pings, the
  * longest gap) and the guest downloads a file from the namespace into its RAM (tmpfs); the file's
  * sha256 afterwards proves that every page the back-end wrote (RX buffers, used rings) was in the
@@ -21,6 +24,7 @@ import { mustRun } from '../helpers/proc.ts';
 import { startBackendProcess, type BackendProcess } from '../helpers/backend-process.ts';
 import { QmpClient } from '../helpers/qmp.ts';
 import { retryingQemuGuestCrashes } from '../helpers/migration-retry.ts';
+import { ctl, startSwitch, type SwitchProcess } from '../helpers/switch-process.ts';
 
 const MEMORY_MIB = 256;
 const PING_INTERVAL_MS = 100;
@@ -33,11 +37,13 @@ interface Variant {
   queuePairs: number;
   /** A → B, B → A, … */
   migrations: number;
+  /** One TAP back-end per QEMU, or both QEMUs on one switch. */
+  topology: 'tap' | 'switch';
 }
 
 interface Side {
   name: string;
-  tap: string;
+  /** The back-end the QEMU of this side connects to (the same switch for both sides). */
   backend: BackendProcess;
 }
 
@@ -99,6 +105,38 @@ async function migrate(source: Vm, destination: Vm, uri: string): Promise<Migrat
   }
 }
 
+/** Two TAP back-ends whose TAPs meet on a bridge in a namespace that has the host address. */
+async function tapSides(t: ExecutionContext, variant: Variant, label: string, hostCidr: string): Promise<NetNs & { sides: Side[] }> {
+  const sides: Side[] = [];
+  const taps: string[] = [];
+  for (const name of [`${label}-a`, `${label}-b`]) {
+    // One queue pair: a persistent TAP made beforehand; more: the back-end creates a multi-queue TAP.
+    const tap = variant.queuePairs === 1 ? await createTap(t) : uniqueName('vq');
+    sides.push({ name, backend: await startBackendProcess(t, `${name}-backend`, ['--tap', tap, '--queues', String(variant.queuePairs)]) });
+    taps.push(tap);
+  }
+  const ns = await NetNs.create(t);
+  await mustRun('ip', ['-n', ns.name, 'link', 'add', 'br0', 'type', 'bridge']);
+  for (const tap of taps) {
+    await ns.moveLink(tap);
+    await mustRun('ip', ['-n', ns.name, 'link', 'set', tap, 'master', 'br0']);
+    await mustRun('ip', ['-n', ns.name, 'link', 'set', tap, 'up']);
+  }
+  await ns.configure('br0', hostCidr);
+  return Object.assign(ns, { sides });
+}
+
+/** One switch (no DHCP: the guest has a static address) whose TAP uplink is in the namespace. */
+async function switchSides(t: ExecutionContext, _variant: Variant, label: string, hostCidr: string): Promise<NetNs & { sides: Side[] }> {
+  const uplink = uniqueName('vs');
+  // The switch opens (creates) the TAP; it keeps working once moved into the namespace.
+  const sw = await startSwitch(t, ['--dhcp', 'off', '--uplink', `tap:${uplink}`]);
+  const ns = await NetNs.create(t);
+  await ns.moveLink(uplink);
+  await ns.configure(uplink, hostCidr);
+  return Object.assign(ns, { sides: [`${label}-a`, `${label}-b`].map((name) => ({ name, backend: sw })) });
+}
+
 /** Replies of a running `busybox ping` so far: the sequence numbers answered. */
 function answeredSeqs(output: string): number[] {
   return [...output.matchAll(/seq=(\d+)/g)].map((m) => Number(m[1]));
@@ -111,21 +149,8 @@ async function migrateBackAndForth(t: ExecutionContext, variant: Variant, label:
   const subnet = privateSubnet();
   const mac = guestMac();
 
-  const sides: Side[] = [];
-  for (const name of [`${label}-a`, `${label}-b`]) {
-    // One queue pair: a persistent TAP made beforehand; more: the back-end creates a multi-queue TAP.
-    const tap = variant.queuePairs === 1 ? await createTap(t) : uniqueName('vq');
-    const backend = await startBackendProcess(t, `${name}-backend`, ['--tap', tap, '--queues', String(variant.queuePairs)]);
-    sides.push({ name, tap, backend });
-  }
-  const ns = await NetNs.create(t);
-  await mustRun('ip', ['-n', ns.name, 'link', 'add', 'br0', 'type', 'bridge']);
-  for (const side of sides) {
-    await ns.moveLink(side.tap);
-    await mustRun('ip', ['-n', ns.name, 'link', 'set', side.tap, 'master', 'br0']);
-    await mustRun('ip', ['-n', ns.name, 'link', 'set', side.tap, 'up']);
-  }
-  await ns.configure('br0', subnet.hostCidr);
+  const ns = await (variant.topology === 'tap' ? tapSides : switchSides)(t, variant, label, subnet.hostCidr);
+  const { sides } = ns;
 
   // The file the guest downloads, served slowly from the namespace.
   const blob = randomBytes(FILE_BYTES);
@@ -222,10 +247,18 @@ async function migrateBackAndForth(t: ExecutionContext, variant: Variant, label:
   await vm.guest.mustRun(`ping -c 3 -i 0.2 -w 10 ${subnet.hostIp}`, 20_000);
   await vm.guest.shutdown();
   for (const side of sides) t.notRegex(readFileSync(side.backend.process.logPath, 'utf8'), /guest broke a ring|panick/);
+  if (variant.topology === 'switch') {
+    const badOffloads = /"badOffload"/.test(JSON.stringify(await ctl(sides[0].backend as SwitchProcess, 'ports')));
+    t.false(badOffloads, 'no offloaded frame was refused');
+  }
 }
 
 test.serial('QEMU live migration A → B → A → B, one queue pair: pings lost, downtime, file integrity', (t) =>
-  retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 1, migrations: 3 }, `mig${attempt}`)),
+  retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 1, migrations: 3, topology: 'tap' }, `mig${attempt}`)),
+);
+
+test.serial('QEMU live migration A → B → A → B on one switch (TAP uplink to the host): pings lost, downtime, file integrity', (t) =>
+  retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 1, migrations: 3, topology: 'switch' }, `migsw${attempt}`)),
 );
 
 /**
@@ -234,5 +267,5 @@ test.serial('QEMU live migration A → B → A → B, one queue pair: pings lost
  * `-netdev tap` as well (see migration-retry.ts) — so a crashed run is retried up to four times.
  */
 test.serial('QEMU live migration A → B, two queue pairs: pings lost, downtime, file integrity', (t) =>
-  retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 2, migrations: 1 }, `mig-mq${attempt}`), 5),
+  retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 2, migrations: 1, topology: 'tap' }, `mig-mq${attempt}`), 5),
 );
