@@ -186,3 +186,46 @@ fn through_the_switch_a_port_without_offloads_gets_segments_and_a_bad_request_is
     assert_eq!(counters["dropBadOffload"], 1);
     assert_eq!(log.lock().unwrap().len(), 3, "nothing of the bad frame went out");
 }
+
+/// **hostile** input: random headers over random and mutated frames never panic, and whatever
+/// `check` lets through, `finish` finishes (so a guest cannot make the switch drop a frame late).
+#[test]
+fn random_requests_and_frames_never_panic() {
+    let mut rng = vring::mock::XorShift64::new(0x5eed_0ff1_0ad5);
+    let valid = [tcp_frame(false, &[7; 3000], 0x18), tcp_frame(true, &[9; 2000], 0x19)];
+    let mut finished = 0;
+    for round in 0..20_000 {
+        let mut frame = valid[round % 2].clone();
+        match rng.below(4) {
+            0 => frame.truncate(rng.below(frame.len() as u64 + 1) as usize),
+            1 => {
+                for _ in 0..rng.below(8) {
+                    let at = rng.below(100) as usize % frame.len();
+                    frame[at] = rng.next_u64() as u8;
+                }
+            }
+            2 => frame = (0..rng.below(200)).map(|_| rng.next_u64() as u8).collect(),
+            _ => {}
+        }
+        let word = |rng: &mut vring::mock::XorShift64| if rng.below(2) == 0 { rng.below(200) as u16 } else { rng.next_u64() as u16 };
+        let hdr = VirtioNetHdr {
+            flags: rng.below(4) as u8,
+            gso_type: [0, 1, 3, 4, 5, 0x81, 0x84, 0xff][rng.below(8) as usize],
+            hdr_len: word(&mut rng),
+            gso_size: word(&mut rng),
+            csum_start: word(&mut rng),
+            csum_offset: word(&mut rng),
+            num_buffers: 0,
+        };
+        let iov = [iovec(&frame)];
+        // SAFETY: `frame` outlives the frame view.
+        let view = unsafe { Frame::with_offload(&iov, hdr) };
+        if check(&view).is_ok() {
+            let mut pieces = 0;
+            Finisher::default().finish(&view, &hdr, |_| pieces += 1).expect("checked requests finish");
+            assert!(pieces >= 1);
+            finished += 1;
+        }
+    }
+    assert!(finished > 2_000, "only {finished} requests got past check: the test exercises too little");
+}
