@@ -192,12 +192,8 @@ impl MacTable {
         Learned::Moved
     }
 
-    /// The port `mac` was last seen on, unless that was longer ago than the aging time.
-    pub fn lookup(&self, vlan: u16, mac: Mac) -> Option<PortId> {
-        self.lookup_live(vlan, mac, self.now_ms()).map(|(port, _)| port)
-    }
-
-    /// As `lookup` at time `now`, also returning until when (at least) the entry stays live.
+    /// The port `mac` was last seen on, unless that was longer ago than the aging time at `now`,
+    /// and until when (at least) the entry stays live.
     pub(super) fn lookup_live(&self, vlan: u16, mac: Mac, now: u64) -> Option<(PortId, u64)> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(&key(vlan, mac))?;
@@ -252,6 +248,12 @@ impl MacTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl MacTable {
+        fn lookup(&self, vlan: u16, mac: Mac) -> Option<PortId> {
+            self.lookup_live(vlan, mac, self.now_ms()).map(|(port, _)| port)
+        }
+    }
 
     const A: Mac = [2, 0, 0, 0, 0, 0xa];
     const B: Mac = [2, 0, 0, 0, 0, 0xb];
