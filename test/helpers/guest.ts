@@ -84,8 +84,16 @@ export class Guest {
   }
 
   /** Runs `command` with `sh -c` in the guest (one line, stdin /dev/null); stdout and stderr interleaved. */
-  run(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<CommandResult> {
-    return this.agent.run(command, timeoutMs);
+  async run(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<CommandResult> {
+    try {
+      return await this.agent.run(command, timeoutMs);
+    } catch (error) {
+      // A guest that stopped answering usually said why on its console (a kernel BUG, a panic).
+      if (error instanceof GuestError && error.code === 'VU_GUEST_TIMEOUT') {
+        throw new GuestError('VU_GUEST_TIMEOUT', `${error.message}; guest ${this.name}, log ${this.logPath}:\n${this.qemu.tail(2000)}`, error.command, error.partialOutput);
+      }
+      throw error;
+    }
   }
 
   /** Like run(), but throws unless the command exits 0; returns its output. */

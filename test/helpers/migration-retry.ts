@@ -19,7 +19,10 @@ export async function retryingQemuGuestCrashes(t: ExecutionContext, run: (attemp
       await run(attempt);
       return;
     } catch (error) {
-      const crashed = (error as { code?: string }).code === 'VU_GUEST_EXITED' && GUEST_PANIC.test(String((error as Error).message));
+      // QEMU exited on the guest's panic, or the guest stopped answering after its kernel
+      // reported a BUG (e.g. "soft lockup - CPU#0 stuck for 26s! [swapper/0:0]" after resuming).
+      const code = (error as { code?: string }).code;
+      const crashed = (code === 'VU_GUEST_EXITED' || code === 'VU_GUEST_TIMEOUT') && GUEST_PANIC.test(String((error as Error).message));
       if (!crashed || attempt === attempts) throw error;
       t.log(`attempt ${attempt}: the destination guest kernel crashed after migration (a QEMU 7.2 TCG fault, reproduced without vhost-user); retrying`);
     }
