@@ -244,6 +244,9 @@ test.serial(`${CYCLES} connect → negotiate → disconnect cycles (some cut mid
   t.true(watch.cutMidMessage >= (2 * CYCLES) / 5 - 1, `${watch.cutMidMessage} front-ends seen leaving mid-message`);
   // Still serving; and the measurement does see a negotiated front-end's guest memory and fds.
   const fe = new BareFrontend(backend.socketPath);
+  // One round trip first: only then has the back-end surely accepted the connection (its fd counts).
+  fe.send({ request: R.GET_FEATURES });
+  await fe.reply();
   const fdsConnected = native.openFdCount();
   await negotiate(fe);
   t.true(mappings().guest >= 1, 'guest memory is visible while mapped');
