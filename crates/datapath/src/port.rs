@@ -90,13 +90,11 @@ impl Port {
                 let scratch = &mut *scratch.borrow_mut();
                 // SAFETY (both Frames): the iovecs point into the sender's mapped guest memory,
                 // checked by pop_chain/iovecs and kept mapped by the sending worker during this call.
-                let with_header = unsafe { Frame::new(iov) };
-                let header = match *vnet_hdr_len {
-                    VIRTIO_NET_HDR_LEN => with_header.prefix::<VIRTIO_NET_HDR_LEN>(),
-                    _ => with_header.prefix::<10>().map(|h| std::array::from_fn(|i| h.get(i).copied().unwrap_or(0))),
-                };
-                // TxRing::send dropped chains shorter than the header.
-                let offload = VirtioNetHdr { num_buffers: 0, ..VirtioNetHdr::from_le_bytes(header.unwrap_or_default()) };
+                // The first 12 bytes hold the whole header also when it is the 10-byte legacy one
+                // (the 2 frame bytes land in num_buffers, which is dropped); TxRing::send refused
+                // chains shorter than the header, and a frame is longer than 2 bytes.
+                let header = unsafe { Frame::new(iov) }.prefix::<VIRTIO_NET_HDR_LEN>().unwrap_or_default();
+                let offload = VirtioNetHdr { num_buffers: 0, ..VirtioNetHdr::from_le_bytes(header) };
                 skip_bytes(iov, *vnet_hdr_len, &mut scratch.frame_iov.0);
                 let frame = unsafe { Frame::with_offload(&scratch.frame_iov.0, offload) };
                 switch.forward(port, &frame, &mut scratch.sender);

@@ -152,14 +152,20 @@ fn send(sw: &Switch, sender: &mut Sender, from: &SwitchPort, bytes: &[u8]) {
     sw.forward(from, &unsafe { Frame::new(&iov) }, sender);
 }
 
-#[test]
-fn a_sender_memo_follows_a_station_that_moves() {
+/// Ports a, b, c; station mac(9) learned on b (its broadcast reached c).
+fn station_on_b() -> (Arc<Switch>, [Arc<SwitchPort>; 3], Log, Log) {
     let sw = Switch::new(1500, DEFAULT_AGING);
     let (a, _) = port(&sw, "a", 0);
     let (b, b_log) = port(&sw, "b", 0);
     let (c, c_log) = port(&sw, "c", 0);
-    let mut sender = Sender::default();
     sw.forward_bytes(&b, &frame(BROADCAST, mac(9), 60));
+    (sw, [a, b, c], b_log, c_log)
+}
+
+#[test]
+fn a_sender_memo_follows_a_station_that_moves() {
+    let (sw, [a, _b, c], b_log, c_log) = station_on_b();
+    let mut sender = Sender::default();
     for _ in 0..3 {
         send(&sw, &mut sender, &a, &frame(mac(9), mac(1), 60));
     }
@@ -172,12 +178,8 @@ fn a_sender_memo_follows_a_station_that_moves() {
 
 #[test]
 fn a_sender_memo_never_delivers_to_a_removed_port_or_a_flapping_station_s_old_port() {
-    let sw = Switch::new(1500, DEFAULT_AGING);
-    let (a, _) = port(&sw, "a", 0);
-    let (b, b_log) = port(&sw, "b", 0);
-    let (c, c_log) = port(&sw, "c", 0);
+    let (sw, [a, b, c], b_log, c_log) = station_on_b();
     let mut sender = Sender::default();
-    sw.forward_bytes(&b, &frame(BROADCAST, mac(9), 60));
     send(&sw, &mut sender, &a, &frame(mac(9), mac(1), 60));
     sw.remove_port(b.id);
     send(&sw, &mut sender, &a, &frame(mac(9), mac(1), 60));
