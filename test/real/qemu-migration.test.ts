@@ -267,5 +267,5 @@ test.serial('QEMU live migration A → B → A → B on one switch (TAP uplink t
  * `-netdev tap` as well (see migration-retry.ts) — so a crashed run is retried up to four times.
  */
 test.serial('QEMU live migration A → B, two queue pairs: pings lost, downtime, file integrity', (t) =>
-  retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 2, migrations: 1, topology: 'tap' }, `mig-mq${attempt}`), 5),
+  retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 2, migrations: 1, topology: 'tap' }, `mig-mq${attempt}`)),
 );
