@@ -6,8 +6,8 @@
 //! and writes straight into the destination: a guest-to-guest frame is copied once, from the
 //! sender's TX buffers into the receiver's RX buffers. Locks on that path: the one destination
 //! port's sink lock while it copies; the port list's and the MAC table's read locks only when the
-//! sender's memo of the table is out of date (or to flood). No global lock, and no queue that a
-//! slow receiver could fill.
+//! sender's memo of the table is out of date (it remembers unknown destinations too). No global
+//! lock, and no queue that a slow receiver could fill.
 //!
 //! A forwarding thread keeps a `Sender` per port it forwards from: guest destinations' used rings
 //! are published once per batch, not per frame, and the last MAC-table answers are re-used while
@@ -301,14 +301,19 @@ impl Switch {
         }
         if !eth.dst_is_multicast() {
             if memo.destination(from.vlan, eth.dst, now).is_none() {
-                if let Some((id, live_until)) = self.macs.lookup_live(from.vlan, eth.dst, now) {
-                    let Some(port) = ports.iter().find(|p| p.id == id) else {
-                        return; // the port is being removed
-                    };
-                    memo.remember_destination(from.vlan, eth.dst, port.clone(), live_until);
-                }
+                let answer = match self.macs.lookup_live(from.vlan, eth.dst, now) {
+                    Some((id, live_until)) => {
+                        let Some(port) = ports.iter().find(|p| p.id == id) else {
+                            return; // the port is being removed
+                        };
+                        (Some(port.clone()), live_until)
+                    }
+                    // Unknown stays unknown until a station is learned, which changes the generation.
+                    None => (None, u64::MAX),
+                };
+                memo.remember_destination(from.vlan, eth.dst, answer.0, answer.1);
             }
-            if let Some(port) = memo.destination(from.vlan, eth.dst, now) {
+            if let Some(Some(port)) = memo.destination(from.vlan, eth.dst, now) {
                 if port.id != from.id {
                     port.deliver(frame, &eth, deliveries, finisher);
                 }

@@ -68,8 +68,9 @@ pub(super) struct Memo {
     generation: u64,
     /// The source key last learned, its port, and when it was last refreshed in the table.
     learned: Option<(u64, PortId, u64)>,
-    /// The destination key last looked up, its port, and until when its entry is live at least.
-    destination: Option<(u64, Arc<SwitchPort>, u64)>,
+    /// The destination key last looked up, its port (None: unknown, flooded), and until when that
+    /// answer holds at least.
+    destination: Option<(u64, Option<Arc<SwitchPort>>, u64)>,
 }
 
 impl Memo {
@@ -93,15 +94,16 @@ impl Memo {
         self.learned = Some((key(vlan, mac), port, now));
     }
 
-    /// The remembered port of destination (vlan, mac), if its entry is still live at `now`.
-    pub(super) fn destination(&self, vlan: u16, mac: Mac, now: u64) -> Option<&Arc<SwitchPort>> {
+    /// The remembered answer for destination (vlan, mac) — its port, or None if it is unknown —
+    /// if there is one that still holds at `now`.
+    pub(super) fn destination(&self, vlan: u16, mac: Mac, now: u64) -> Option<Option<&Arc<SwitchPort>>> {
         match &self.destination {
-            Some((k, port, live_until)) if *k == key(vlan, mac) && now <= *live_until => Some(port),
+            Some((k, port, live_until)) if *k == key(vlan, mac) && now <= *live_until => Some(port.as_ref()),
             _ => None,
         }
     }
 
-    pub(super) fn remember_destination(&mut self, vlan: u16, mac: Mac, port: Arc<SwitchPort>, live_until: u64) {
+    pub(super) fn remember_destination(&mut self, vlan: u16, mac: Mac, port: Option<Arc<SwitchPort>>, live_until: u64) {
         self.destination = Some((key(vlan, mac), port, live_until));
     }
 }

@@ -197,6 +197,20 @@ fn a_sender_memo_never_delivers_to_a_removed_port_or_a_flapping_station_s_old_po
 }
 
 #[test]
+fn a_sender_memo_of_an_unknown_destination_ends_when_the_station_appears() {
+    let (sw, [a, _b, c], b_log, c_log) = station_on_b();
+    let mut sender = Sender::default();
+    for _ in 0..3 {
+        send(&sw, &mut sender, &a, &frame(mac(8), mac(1), 60));
+    }
+    assert_eq!((count(&b_log), count(&c_log)), (3, 4), "mac(8) unknown: flooded every time");
+    sw.forward_bytes(&c, &frame(BROADCAST, mac(8), 60)); // mac(8) appears on c
+    send(&sw, &mut sender, &a, &frame(mac(8), mac(1), 60));
+    assert_eq!((count(&b_log), count(&c_log)), (4, 5), "b got c's broadcast; a's next frame went to c only");
+    sender.publish(&a);
+}
+
+#[test]
 fn a_sender_counts_its_frames_on_its_port_when_it_publishes() {
     let sw = Switch::new(1500, DEFAULT_AGING);
     let (a, _) = port(&sw, "a", 0);
