@@ -9,7 +9,7 @@ use std::ptr;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use crate::desc::{walk_chain, DescChain, DescTable, DESC_SIZE};
+use crate::desc::{walk_chain, DescChain, DescTable, Descriptor, DESC_SIZE, VIRTQ_DESC_F_WRITE};
 use crate::error::QueueError;
 use crate::memory::GuestMemory;
 use crate::state::{QueueState, MAX_QUEUE_SIZE};
@@ -189,14 +189,17 @@ impl SplitQueue {
         if pending > PREFETCH_DESC_AHEAD {
             let head = head_at(PREFETCH_DESC_AHEAD);
             // SAFETY: head < size, and the table is mapped for `size` descriptors (`new`).
-            prefetch(unsafe { self.desc.add(usize::from(head) * DESC_SIZE as usize) });
+            prefetch(unsafe { self.desc.add(usize::from(head) * DESC_SIZE as usize) }, false);
         }
         if pending > PREFETCH_BUF_AHEAD {
             let head = head_at(PREFETCH_BUF_AHEAD);
-            // SAFETY: as above; the 8-byte address field is read once, unaligned-tolerant.
-            let addr = u64::from_le(unsafe { ptr::read_unaligned(self.desc.add(usize::from(head) * DESC_SIZE as usize).cast::<u64>()) });
-            if let Ok(host) = self.mem.translate(addr, 1) {
-                prefetch(host);
+            // SAFETY: as above; the descriptor is copied out once.
+            let raw = unsafe { ptr::read_unaligned(self.desc.add(usize::from(head) * DESC_SIZE as usize).cast::<[u8; 16]>()) };
+            let d = Descriptor::from_le_bytes(raw);
+            if let Ok(host) = self.mem.translate(d.addr, 1) {
+                // A buffer we will write (RX) is fetched for writing: fetched for reading, the
+                // line would have to be fetched a second time, exclusive, at the first store.
+                prefetch(host, d.flags & VIRTQ_DESC_F_WRITE != 0);
             }
         }
     }
@@ -283,15 +286,35 @@ impl SplitQueue {
     }
 }
 
-/// A hint to bring the cache line at `p` closer; never faults, whatever `p` is.
-fn prefetch(p: *const u8) {
+/// A hint to bring the cache line at `p` closer (`for_write`: exclusive, for a store); never
+/// faults, whatever `p` is.
+fn prefetch(p: *const u8, for_write: bool) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch reads nothing architecturally visible and cannot fault.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        if for_write && has_prefetchw() {
+            // SAFETY: PREFETCHW (the CPU has it) reads nothing architecturally visible, cannot
+            // fault and touches no flags or stack. Written out because the build's baseline CPU
+            // lacks it (the intrinsic would fall back to a read prefetch).
+            unsafe { std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly)) };
+        } else {
+            // SAFETY: a prefetch reads nothing architecturally visible and cannot fault.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    let _ = (p, for_write);
+}
+
+/// Whether the CPU has PREFETCHW (CPUID 8000_0001h ECX bit 8), asked once.
+#[cfg(target_arch = "x86_64")]
+fn has_prefetchw() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        // Leaf 8000_0000h gives the highest extended leaf.
+        let highest = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+        highest >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+    })
 }
 
 /// The used-ring field types `write_used` stores (both fit the ring's 4-byte alignment).
