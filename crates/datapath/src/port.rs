@@ -75,9 +75,15 @@ impl Port {
         match self {
             Port::Tap(fd) => loop {
                 // SAFETY: every iovec points into mapped guest memory that pop_chain/iovecs checked,
-                // and the kernel only reads from it; `iov.len()` entries are valid.
-                let n =
-                    unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
+                // and the kernel only reads from it; `iov.len()` entries are valid. One piece (the
+                // usual case: header and frame in one buffer) goes with write(), which skips
+                // copying in an iovec array.
+                let n = unsafe {
+                    match iov {
+                        [one] => libc::write(fd.as_raw_fd(), one.iov_base, one.iov_len),
+                        _ => libc::writev(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int),
+                    }
+                };
                 if n >= 0 {
                     return Ok(());
                 }

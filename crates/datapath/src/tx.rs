@@ -1,7 +1,7 @@
 //! TX: frames the guest sends, from its transmit virtqueue to the port, zero-copy (virtio 1.2
 //! §5.1.6.2). Each chain's device-readable buffers (virtio-net header + frame) become iovecs straight
-//! into guest memory and go to the port with one writev; the TAP consumes the header, so checksum and
-//! GSO requests pass through.
+//! into guest memory and go to the port with one write (writev for a frame in several buffers); the
+//! TAP consumes the header, so checksum and GSO requests pass through.
 
 use vring::DescChain;
 
