@@ -289,7 +289,7 @@ impl Switch {
             PortCounters::add(&from.counters.drop_bad_offload, 1);
             return;
         }
-        let now = self.macs.now_ms();
+        let now = *sender.batch_now.get_or_insert_with(|| self.macs.now_ms());
         let Sender { deliveries, memo, ports, finisher, .. } = sender;
         let ports = self.port_list(ports);
         memo.check_generation(&self.macs);

@@ -27,6 +27,9 @@ pub struct Sender {
     /// Frames and bytes forwarded from the port since the last `publish`, not yet counted on it.
     pub(super) from_frames: u64,
     pub(super) from_bytes: u64,
+    /// The MAC table's clock, read at the batch's first frame: a batch lasts microseconds and
+    /// aging counts in seconds, so its frames share one reading (no clock read per frame).
+    pub(super) batch_now: Option<u64>,
 }
 
 impl Sender {
@@ -35,6 +38,7 @@ impl Sender {
     /// batch: a locked add per frame would wait each time for the frame's stores to drain).
     pub fn publish(&mut self, from: &SwitchPort) {
         self.deliveries.publish();
+        self.batch_now = None;
         PortCounters::add(&from.counters.from_port_frames, std::mem::take(&mut self.from_frames));
         PortCounters::add(&from.counters.from_port_bytes, std::mem::take(&mut self.from_bytes));
     }
