@@ -7,7 +7,8 @@
  * the built-in DHCP server and ping each other both ways. `ctl remove-uplink` cuts the stream guest
  * off (its ping fails, the switch and the other guest carry on); adding the uplink again (QEMU
  * listens again after its peer left) restores it. When the stream guest powers off, frames toward
- * it are counted as drops and the dead uplink can still be removed.
+ * it are counted as drops; when a new QEMU listens on the same address, the uplink connects to it
+ * by itself (same port); an uplink can be removed whatever its state.
  */
 import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -43,6 +44,17 @@ async function addUplinkWhenListening(sw: SwitchProcess, spec: string): Promise<
       if (Date.now() > deadline || !/refused|No such file/i.test(String(error))) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+}
+
+/** Polls `ctl ports` until the port `id` is in `state`. */
+async function waitForUplinkState(sw: SwitchProcess, id: number, state: CtlPort['state'], timeoutMs: number): Promise<CtlPort> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const port = (await ctlPorts(sw)).find((p) => p.id === id);
+    if (port?.state === state) return port;
+    if (Date.now() > deadline) throw new Error(`uplink ${id} not ${state} after ${timeoutMs} ms: ${JSON.stringify(port)}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
@@ -82,7 +94,7 @@ async function bootOnListeningNetdev(t: ExecutionContext, netdev: string, mac: s
 }
 
 for (const variant of variants) test.serial(`a QEMU guest on a stream uplink (${variant.name}) reaches a vhost-user guest; remove-uplink cuts it off, add-uplink restores it`, async (t) => {
-  t.timeout(120_000);
+  t.timeout(180_000);
   const sw = await startSwitch(t);
   const { netdev, spec } = await variant.listen(t);
   const macStream = guestMac();
@@ -146,6 +158,20 @@ for (const variant of variants) test.serial(`a QEMU guest on a stream uplink (${
   t.log(`uplink after its peer left: ${JSON.stringify(dead)}`);
   t.is(dead?.state, 'broken', 'an uplink whose peer left is listed as broken');
   t.true(Number(dead?.drops.notReady ?? 0) + Number(dead?.drops.portError ?? 0) > 0, 'frames toward the gone peer are counted as drops');
+
+  // A new QEMU listens on the same address: the uplink connects to it by itself (it tries again
+  // after 1, 2, 4, … s), as the same port.
+  if (spec.startsWith('stream:unix:')) rmSync(spec.slice('stream:unix:'.length), { force: true });
+  const backAt = Date.now();
+  const successor = await bootOnListeningNetdev(t, netdev, macStream);
+  await successor.ready();
+  const reconnected = await waitForUplinkState(sw, again.id, 'connected', 60_000);
+  t.log(`uplink connected again by itself ${((Date.now() - backAt) / 1000).toFixed(1)} s after the new peer started: ${JSON.stringify(reconnected)}`);
+  const ipSuccessor = await addressOf(successor);
+  const reached = await ping(vhostGuest, ipSuccessor);
+  t.log(`ping vhost→new stream guest (${ipSuccessor}): ${reached.received}/${reached.transmitted}`);
+  t.true(reached.received > 0, 'the new stream guest is reachable through the same uplink');
+  await successor.shutdown();
   t.deepEqual(await ctl(sw, 'remove-uplink', String(again.id)), { removed: again.id });
   t.false((await ctlPorts(sw)).some((p) => p.kind === 'stream'));
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 
-type Log = Arc<Mutex<Vec<Vec<u8>>>>;
+pub(super) type Log = Arc<Mutex<Vec<Vec<u8>>>>;
 
 struct Recorder(Log);
 
@@ -18,13 +18,13 @@ impl FrameWriter for Recorder {
     }
 }
 
-fn mac(n: u8) -> Mac {
+pub(super) fn mac(n: u8) -> Mac {
     [2, 0, 0, 0, 0, n]
 }
 
-const BROADCAST: Mac = [0xff; 6];
+pub(super) const BROADCAST: Mac = [0xff; 6];
 
-fn frame(dst: Mac, src: Mac, len: usize) -> Vec<u8> {
+pub(super) fn frame(dst: Mac, src: Mac, len: usize) -> Vec<u8> {
     let mut f = vec![0u8; len];
     f[0..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&src);
@@ -32,12 +32,12 @@ fn frame(dst: Mac, src: Mac, len: usize) -> Vec<u8> {
     f
 }
 
-fn port(switch: &Switch, name: &str, vlan: u16) -> (Arc<SwitchPort>, Log) {
+pub(super) fn port(switch: &Switch, name: &str, vlan: u16) -> (Arc<SwitchPort>, Log) {
     let log: Log = Arc::default();
     (switch.add_writer_port(name, PortKind::Stream, vlan, Box::new(Recorder(log.clone()))), log)
 }
 
-fn count(log: &Log) -> usize {
+pub(super) fn count(log: &Log) -> usize {
     log.lock().unwrap().len()
 }
 

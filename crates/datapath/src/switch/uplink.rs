@@ -4,18 +4,19 @@
 //!
 //! Each uplink has a reader thread that forwards what arrives into the switch. Writes toward a
 //! stream peer go through a bounded queue drained by a writer thread, so a slow peer costs drops
-//! (counted), never a stalled sender.
+//! (counted), never a stalled sender. A stream peer that leaves is connected to again by the
+//! reader thread, with a growing wait between attempts.
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::frame::{EthernetHeader, Frame};
 use super::offload::Accepts;
@@ -196,6 +197,13 @@ pub struct StreamUplink {
     _reader: UplinkThread,
 }
 
+/// The first wait before connecting again to a stream peer that left; doubled after every failed
+/// attempt up to RECONNECT_MAX, back to this after a success.
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// How long one TCP connection attempt may take (a UNIX connect answers at once).
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 struct StreamWriter(SyncSender<Vec<u8>>);
 
 impl FrameWriter for StreamWriter {
@@ -211,54 +219,112 @@ impl FrameWriter for StreamWriter {
     }
 }
 
-impl StreamUplink {
-    pub fn connect(switch: &Arc<Switch>, address: StreamAddress, vlan: u16) -> Result<StreamUplink, UplinkError> {
-        let connect_error = |source| UplinkError::Connect { address: address.to_string(), source };
-        let stream: Box<dyn Stream> = match &address {
-            StreamAddress::Unix(path) => Box::new(UnixStream::connect(path).map_err(connect_error)?),
+impl StreamAddress {
+    fn connect(&self) -> io::Result<Box<dyn Stream>> {
+        Ok(match self {
+            StreamAddress::Unix(path) => Box::new(UnixStream::connect(path)?),
             StreamAddress::Tcp(addr) => {
-                let s = TcpStream::connect(addr).map_err(connect_error)?;
-                let _ = s.set_nodelay(true);
-                Box::new(s)
-            }
-        };
-        let mut write_half = stream.try_clone_box().map_err(connect_error)?;
-        stream.set_read_timeout(Some(READ_TIMEOUT)).map_err(connect_error)?;
-        let (queue, frames) = sync_channel::<Vec<u8>>(STREAM_QUEUE_FRAMES);
-        std::thread::Builder::new()
-            .name("vu-uplink-stream-tx".into())
-            .spawn(move || {
-                for message in frames {
-                    if write_half.write_all(&message).is_err() {
-                        break;
+                let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address");
+                for candidate in addr.to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&candidate, TCP_CONNECT_TIMEOUT) {
+                        Ok(s) => {
+                            let _ = s.set_nodelay(true);
+                            return Ok(Box::new(s));
+                        }
+                        Err(e) => last_error = e,
                     }
                 }
-            })
-            .map_err(UplinkError::Thread)?;
-        let port = switch.add_writer_port(&format!("stream:{address}"), PortKind::Stream, vlan, Box::new(StreamWriter(queue)));
+                return Err(last_error);
+            }
+        })
+    }
+}
+
+/// One connection to the stream peer: its read half, and the writer its port's frames go to
+/// (a thread draining a bounded queue into the write half, ending when the writer is dropped).
+fn open_stream(address: &StreamAddress) -> io::Result<(Box<dyn Stream>, StreamWriter)> {
+    let stream = address.connect()?;
+    let mut write_half = stream.try_clone_box()?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    let (queue, frames) = sync_channel::<Vec<u8>>(STREAM_QUEUE_FRAMES);
+    std::thread::Builder::new().name("vu-uplink-stream-tx".into()).spawn(move || {
+        for message in frames {
+            if write_half.write_all(&message).is_err() {
+                break;
+            }
+        }
+    })?;
+    Ok((stream, StreamWriter(queue)))
+}
+
+impl StreamUplink {
+    /// Connects to the peer (an error if it cannot), then serves it; when the peer leaves, the
+    /// port is detached (frames toward it count as drops) and the reader thread connects again,
+    /// RECONNECT_FIRST after, then doubling up to RECONNECT_MAX, until it succeeds or the uplink
+    /// is removed. The port keeps its id, name and counters across reconnections.
+    pub fn connect(switch: &Arc<Switch>, address: StreamAddress, vlan: u16) -> Result<StreamUplink, UplinkError> {
+        let (stream, writer) =
+            open_stream(&address).map_err(|source| UplinkError::Connect { address: address.to_string(), source })?;
+        let port = switch.add_writer_port(&format!("stream:{address}"), PortKind::Stream, vlan, Box::new(writer));
         let (reader_switch, reader_port) = (switch.clone(), port.clone());
-        let mut read_half = stream;
         let reader = spawn_reader("vu-uplink-stream", move |stop| {
             let mut buf = vec![0u8; READ_BUFFER];
-            while !stop.load(Ordering::Relaxed) {
-                let mut len = [0u8; 4];
-                match read_full(&mut *read_half, &mut len, &stop) {
-                    Ok(true) => {}
-                    _ => break,
-                }
-                let n = u32::from_be_bytes(len) as usize;
-                if n > buf.len() {
-                    break; // not QEMU's framing: give up on this peer
-                }
-                match read_full(&mut *read_half, &mut buf[..n], &stop) {
-                    Ok(true) => reader_switch.forward_bytes(&reader_port, &buf[..n]),
-                    _ => break,
+            let mut stream = stream;
+            loop {
+                forward_until_gone(&reader_switch, &reader_port, &mut *stream, &mut buf, &stop);
+                // The peer left: frames to this port now count as drops until it is back.
+                *reader_port.sink() = super::Sink::Detached;
+                match reconnect(&address, &stop) {
+                    Some((next, writer)) => {
+                        stream = next;
+                        reader_port.attach_writer(Box::new(writer));
+                    }
+                    None => return, // removed
                 }
             }
-            // The peer left: frames to this port now count as port errors.
-            *reader_port.sink() = super::Sink::Detached;
         })?;
         Ok(StreamUplink { port, _reader: reader })
+    }
+}
+
+/// Forwards the peer's frames into the switch until it leaves (or sends what is not QEMU's
+/// framing) or `stop` is set.
+fn forward_until_gone(switch: &Switch, port: &SwitchPort, stream: &mut dyn Stream, buf: &mut [u8], stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let mut len = [0u8; 4];
+        if !matches!(read_full(stream, &mut len, stop), Ok(true)) {
+            return;
+        }
+        let n = u32::from_be_bytes(len) as usize;
+        if n > buf.len() {
+            return; // not QEMU's framing: give up on this connection
+        }
+        match read_full(stream, &mut buf[..n], stop) {
+            Ok(true) => switch.forward_bytes(port, &buf[..n]),
+            _ => return,
+        }
+    }
+}
+
+/// Connects to `address` again, waiting between attempts (see `StreamUplink::connect`); None
+/// once `stop` is set.
+fn reconnect(address: &StreamAddress, stop: &AtomicBool) -> Option<(Box<dyn Stream>, StreamWriter)> {
+    let mut wait = RECONNECT_FIRST;
+    loop {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(READ_TIMEOUT.min(deadline.saturating_duration_since(Instant::now())));
+        }
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Ok(connected) = open_stream(address) {
+            return Some(connected);
+        }
+        wait = (wait * 2).min(RECONNECT_MAX);
     }
 }
 
@@ -336,3 +402,6 @@ impl Uplink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

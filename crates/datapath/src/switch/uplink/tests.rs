@@ -1,0 +1,113 @@
+//! The stream uplink against a peer played by the test: QEMU's framing both ways, and a peer that
+//! leaves and comes back.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+use super::super::tests::{count, frame, mac, port, BROADCAST};
+use super::super::{Switch, DEFAULT_AGING};
+use super::{StreamAddress, StreamUplink};
+
+/// A listening peer on a fresh socket path (removed when dropped).
+struct Peer {
+    listener: UnixListener,
+    path: std::path::PathBuf,
+}
+
+impl Peer {
+    fn listen(name: &str) -> Peer {
+        let path = std::env::temp_dir().join(format!("vu-uplink-{name}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        Peer { listener: UnixListener::bind(&path).unwrap(), path }
+    }
+
+    fn address(&self) -> StreamAddress {
+        StreamAddress::Unix(self.path.to_str().unwrap().to_string())
+    }
+
+    /// The next connection; fails the test if none comes within 5 s.
+    fn accept(&self) -> UnixStream {
+        self.listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.listener.accept() {
+                Ok((conn, _)) => {
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    return conn;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("no connection from the uplink: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn send(conn: &mut UnixStream, frame: &[u8]) {
+    conn.write_all(&(frame.len() as u32).to_be_bytes()).unwrap();
+    conn.write_all(frame).unwrap();
+}
+
+fn receive(conn: &mut UnixStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).unwrap();
+    let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut frame).unwrap();
+    frame
+}
+
+fn wait_until(what: &str, timeout: Duration, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_stream_peer_that_leaves_is_connected_to_again_on_the_same_port() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (b, b_log) = port(&sw, "b", 0);
+    let peer = Peer::listen("again");
+    let uplink = StreamUplink::connect(&sw, peer.address(), 0).unwrap();
+    let mut first = peer.accept();
+    send(&mut first, &frame(BROADCAST, mac(1), 60));
+    wait_until("the peer's frame reached b", Duration::from_secs(5), || count(&b_log) == 1);
+
+    drop(first);
+    wait_until("the uplink noticed its peer left", Duration::from_secs(5), || !uplink.port.is_attached());
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(2), 60));
+    let not_ready = uplink.port.counters.snapshot().into_iter().find(|(k, _)| *k == "dropNotReady").unwrap().1;
+    assert_eq!(not_ready, 1, "a frame toward the gone peer is a counted drop");
+
+    let mut second = peer.accept();
+    wait_until("the uplink is attached again", Duration::from_secs(5), || uplink.port.is_attached());
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(2), 60));
+    assert_eq!(receive(&mut second), frame(BROADCAST, mac(2), 60), "frames reach the new connection");
+    send(&mut second, &frame(BROADCAST, mac(1), 60));
+    wait_until("the new connection's frame reached b", Duration::from_secs(5), || count(&b_log) == 2);
+    assert!(sw.ports().iter().any(|p| p.id == uplink.port.id), "same port, same id");
+}
+
+#[test]
+fn removing_an_uplink_whose_peer_is_gone_stops_its_reconnect_attempts() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let peer = Peer::listen("gone");
+    let uplink = StreamUplink::connect(&sw, peer.address(), 0).unwrap();
+    drop(peer.accept());
+    drop(peer); // nobody listens any more: every attempt fails
+    wait_until("the uplink noticed its peer left", Duration::from_secs(5), || !uplink.port.is_attached());
+    std::thread::sleep(Duration::from_millis(1500)); // past the first attempt, into the longer wait
+    let started = Instant::now();
+    drop(uplink);
+    assert!(started.elapsed() < Duration::from_secs(1), "the reader thread stopped within one read timeout");
+}
