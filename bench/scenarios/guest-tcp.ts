@@ -19,7 +19,7 @@ import type { RunOutcome, Scenario } from '../lib/scenario.ts';
 import type { Scope } from '../lib/scope.ts';
 
 const GUEST_CPU = 0;
-const PING_COUNT = 20;
+const PING_COUNT = 50;
 
 interface Setup {
   guest: Guest;
@@ -65,11 +65,12 @@ async function runOnce(scope: Scope, subject: Subject, opts: BenchOptions, busyP
   const send = parseIperf3Json(await guest.mustRun(`iperf3 -c ${hostIp} -t ${seconds} -J`, timeout));
   const receive = parseIperf3Json(await guest.mustRun(`iperf3 -c ${hostIp} -t ${seconds} -J -R`, timeout));
   const cpuFigures = cpu.end();
-  const ping = parsePing((await guest.run(`ping -c ${PING_COUNT} -i 0.2 -w 30 ${hostIp}`, 60_000)).output);
+  const ping = parsePing((await guest.run(`ping -c ${PING_COUNT} -i 0.1 -w 30 ${hostIp}`, 60_000)).output);
   const figures: Record<string, number> = {
     guestToHostBps: send.bitsPerSecond,
     hostToGuestBps: receive.bitsPerSecond,
     pingRttMs: ping.avgMs ?? Number.NaN,
+    pingRttMedianMs: ping.medianMs ?? Number.NaN,
     qemuCpu: backend ? cpuFigures.generatorCpu : cpuFigures.cpuShare,
     backendCpu: backend ? cpuFigures.cpuShare : 0,
     otherCpu: cpuFigures.otherCpu,
@@ -78,7 +79,7 @@ async function runOnce(scope: Scope, subject: Subject, opts: BenchOptions, busyP
   backend?.assertHealthy();
   return {
     figures,
-    commands: [...(backend ? [backend.command] : []), guest.qemu.command, `iperf3 -c ${hostIp} -t ${seconds} -J [-R]`, `ping -c ${PING_COUNT} -i 0.2 ${hostIp}`],
+    commands: [...(backend ? [backend.command] : []), guest.qemu.command, `iperf3 -c ${hostIp} -t ${seconds} -J [-R]`, `ping -c ${PING_COUNT} -i 0.1 ${hostIp}`],
     features: backend ? { backend: backend.features() } : { qemu: 'built-in tap netdev, vnet_hdr on, vhost=off' },
     placement: {
       qemu: `taskset -a -p -c ${GUEST_CPU}; threads ${affinityText(guest.qemu.pid)}`,
@@ -99,6 +100,7 @@ export const guestTcp: Scenario = {
       { key: 'guestToHostBps', label: 'iperf3 guest→host', unit: 'bit/s', higherIsBetter: true },
       { key: 'hostToGuestBps', label: 'iperf3 host→guest', unit: 'bit/s', higherIsBetter: true },
       { key: 'pingRttMs', label: `ping RTT guest→host (avg of ${PING_COUNT})`, unit: 'ms', higherIsBetter: false },
+      { key: 'pingRttMedianMs', label: `ping RTT guest→host (median of ${PING_COUNT}: one slow reply under TCG does not move it)`, unit: 'ms', higherIsBetter: false },
       { key: 'qemuCpu', label: 'QEMU CPU during iperf3', unit: 'CPU', higherIsBetter: false },
       { key: 'backendCpu', label: 'back-end CPU during iperf3 (0 for the built-in tap)', unit: 'CPU', higherIsBetter: false },
       { key: 'otherCpu', label: 'CPU used by other processes meanwhile (noise)', unit: 'CPU', higherIsBetter: false, context: true },

@@ -5,6 +5,8 @@ export interface PingFigures {
   received: number;
   /** Average round trip; undefined when no reply came back. */
   avgMs: number | undefined;
+  /** Median of the replies' round trips (per-reply lines); undefined when none is printed. */
+  medianMs: number | undefined;
 }
 
 /**
@@ -18,10 +20,13 @@ export function parsePing(output: string): PingFigures {
   const counts = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(output);
   if (!counts) throw new Error(`no ping summary in: ${output.slice(-500)}`);
   const rtt = /min\/avg\/max(?:\/mdev)? = [\d.]+\/([\d.]+)\//.exec(output);
+  const times = [...output.matchAll(/ time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  const middle = times.length >> 1;
   return {
     transmitted: Number(counts[1]),
     received: Number(counts[2]),
     avgMs: rtt ? Number(rtt[1]) : undefined,
+    medianMs: times.length === 0 ? undefined : times.length % 2 ? times[middle] : (times[middle - 1] + times[middle]) / 2,
   };
 }
 
