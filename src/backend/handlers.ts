@@ -13,7 +13,6 @@ import { describeFeatures } from '../protocol/feature-bits.ts';
 import { MAX_MEM_SLOTS, MAX_MTU, MAX_QUEUE_SIZE, MIN_MTU } from '../device/limits.ts';
 import { SessionError } from './errors.ts';
 import { addCounters, decodeDeviceState, DEVICE_STATE_VERSION, encodeDeviceState, MAX_DEVICE_STATE_BYTES, type DeviceState } from '../migration/device-state.ts';
-import { readStateAndClose, writeStateAndClose } from '../migration/state-channel.ts';
 import { DeviceStateDirection, DeviceStatePhase } from '../protocol/payloads.ts';
 import { formatMac } from '../device/mac.ts';
 import type { FdBag } from './fd-bag.ts';
@@ -167,7 +166,7 @@ function onSetDeviceStateFd(s: Session, req: RequestOf<R.SET_DEVICE_STATE_FD>, f
   if (s.deviceStateTransfer && !s.deviceStateTransfer.done) return refuse('a transfer is still running');
   const fd = fds.take();
   const transfer: DeviceStateTransferView = { direction: direction === DeviceStateDirection.SAVE ? 'save' : 'load', done: false, settled: Promise.resolve() };
-  const work = direction === DeviceStateDirection.SAVE ? writeStateAndClose(fd, encodeDeviceState(captureDeviceState(s))) : loadDeviceState(s, fd);
+  const work = direction === DeviceStateDirection.SAVE ? s.stateChannel.writeAndClose(fd, encodeDeviceState(captureDeviceState(s))) : loadDeviceState(s, fd);
   transfer.settled = work.then(
     () => {
       transfer.done = true;
@@ -213,7 +212,7 @@ function zeroCounters() {
 
 /** Reads a state, checks it against this device, then applies it — all checks before any change. */
 async function loadDeviceState(s: Session, fd: number): Promise<void> {
-  const state = decodeDeviceState(await readStateAndClose(fd, MAX_DEVICE_STATE_BYTES));
+  const state = decodeDeviceState(await s.stateChannel.readAndClose(fd, MAX_DEVICE_STATE_BYTES));
   if (state.queuePairs !== s.device.queuePairs) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_DEVICE_STATE_FD', `the state has ${state.queuePairs} queue pairs, this device ${s.device.queuePairs}`);
   const unknown = state.features & ~s.device.offeredFeatures;
   if (unknown !== 0n) throw new SessionError('VU_ERR_NOT_NEGOTIATED', 'SET_DEVICE_STATE_FD', `the source's driver uses features this back-end does not offer: 0x${unknown.toString(16)}`);

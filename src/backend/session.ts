@@ -24,6 +24,7 @@ import { FdBag } from './fd-bag.ts';
 import { errorCode } from './errors.ts';
 import { HANDLERS, type HandlerResult, type ReplyResult } from './handlers.ts';
 import type { QueuePairCounters } from '../device/data-plane.ts';
+import { pipeStateChannel, type StateChannel } from '../migration/state-channel.ts';
 
 /** Where replies go: the connection, or a test's recorder. */
 export interface ReplyChannel {
@@ -72,6 +73,8 @@ export class Session {
     private readonly channel: ReplyChannel,
     readonly log: Logger,
     private readonly closeFd: (fd: number) => void,
+    /** Where SET_DEVICE_STATE_FD transfers go (tests give one that touches no real fd). */
+    readonly stateChannel: StateChannel = pipeStateChannel,
   ) {
     this.vrings = Array.from({ length: device.queueCount }, () => ({ num: 0, started: false, enabled: false }));
   }

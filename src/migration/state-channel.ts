@@ -80,3 +80,12 @@ export async function readStateAndClose(fd: number, maxBytes: number): Promise<U
   }
   return all;
 }
+
+/** How a session moves a device state through the fd of SET_DEVICE_STATE_FD; each call owns the fd and closes it once. */
+export interface StateChannel {
+  writeAndClose(fd: number, bytes: Uint8Array): Promise<void>;
+  readAndClose(fd: number, maxBytes: number): Promise<Uint8Array>;
+}
+
+/** The real channel: the fd is a pipe (or behaves like one). */
+export const pipeStateChannel: StateChannel = { writeAndClose: writeStateAndClose, readAndClose: readStateAndClose };

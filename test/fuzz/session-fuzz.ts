@@ -16,6 +16,7 @@ import * as native from '../../src/native.ts';
 import { RecordingDataPlane } from '../helpers/recording-data-plane.ts';
 import { nextMessage, setupSequence, type FdSource, type SequenceContext } from './requests.ts';
 import { Rng } from './rng.ts';
+import type { StateChannel } from '../../src/migration/state-channel.ts';
 
 const MAC = Uint8Array.of(0x02, 0, 0, 0, 0, 0x42);
 const QUIET = createLogger('fuzz', 'error', () => undefined);
@@ -31,10 +32,17 @@ interface SequenceOptions {
   closeFd: (fd: number) => void;
   /** Called before each message (the recording mode arms failures here). */
   beforeMessage?: () => void;
+  /** Where device state transfers go (default: the real one, on the real fd). */
+  stateChannel?: StateChannel;
 }
 
-/** Runs one sequence; throws when an invariant breaks. Ends with the last session torn down. */
-function runSequence({ rng, queuePairs, dataPlane, fds, closeFd, beforeMessage }: SequenceOptions): void {
+/**
+ * Runs one sequence; throws when an invariant breaks. Ends with the last session torn down, and
+ * returns the device state transfers its sessions started (they end asynchronously, closing
+ * their fd).
+ */
+function runSequence({ rng, queuePairs, dataPlane, fds, closeFd, beforeMessage, stateChannel }: SequenceOptions): Promise<void>[] {
+  const transfers: Promise<void>[] = [];
   const device = new NetDevice({ queuePairs, mac: MAC });
   const ctx: SequenceContext = { queueCount: device.queueCount, offeredFeatures: device.offeredFeatures, offeredProtocolFeatures: device.offeredProtocolFeatures, regions: [] };
   const connect = () => {
@@ -42,7 +50,7 @@ function runSequence({ rng, queuePairs, dataPlane, fds, closeFd, beforeMessage }
     conn.session = new Session(device, dataPlane, {
       send: (bytes) => conn.replies.push(bytes),
       close: () => { conn.closed = true; },
-    }, QUIET, closeFd);
+    }, QUIET, closeFd, stateChannel);
     return conn;
   };
   let conn = connect();
@@ -64,11 +72,14 @@ function runSequence({ rng, queuePairs, dataPlane, fds, closeFd, beforeMessage }
     if (conn.closed) {
       // What the server does when the session closes the connection: teardown, next front-end.
       conn.session.teardown();
+      if (conn.session.deviceStateTransfer) transfers.push(conn.session.deviceStateTransfer.settled);
       ctx.regions = [];
       conn = connect();
     }
   }
   conn.session.teardown();
+  if (conn.session.deviceStateTransfer) transfers.push(conn.session.deviceStateTransfer.settled);
+  return transfers;
 }
 
 /** One case against the recording data plane; checks that every fd is closed exactly once. */
@@ -89,6 +100,14 @@ export function recordingSessionCase(seed: bigint): void {
     dataPlane,
     fds: { memfd: make, eventfd: make, discard: (fd) => discarded.push(fd) },
     closeFd: (fd) => closedBySession.push(fd),
+    // The fds here are only numbers: a transfer closes its fd at once and reads a random state.
+    stateChannel: {
+      writeAndClose: async (fd) => void closedBySession.push(fd),
+      readAndClose: async (fd, maxBytes) => {
+        closedBySession.push(fd);
+        return rng.bytes(rng.below(Math.min(maxBytes, 256)));
+      },
+    },
     beforeMessage: () => {
       if (rng.oneIn(12)) dataPlane.failNext = rng.pick(RECORDING_FAILS);
     },
@@ -118,7 +137,7 @@ export class NativeSessionFuzzer {
     this.dataPlane = new NativeDataPlane(this.device);
   }
 
-  runCase(seed: bigint): void {
+  async runCase(seed: bigint): Promise<void> {
     const rng = new Rng(seed);
     const fdsBefore = native.openFdCount();
     const memfd = (bytes: number) => {
@@ -127,13 +146,14 @@ export class NativeSessionFuzzer {
       if (rng.oneIn(2)) new Uint8Array(native.mapShared(fd, 0, bytes)).set(rng.bytes(bytes));
       return fd;
     };
-    runSequence({
+    const transfers = runSequence({
       rng,
       queuePairs: 1,
       dataPlane: this.dataPlane,
       fds: { memfd, eventfd: native.eventfdCreate, discard: native.closeFd },
       closeFd: native.closeFd,
     });
+    await Promise.all(transfers); // each closes its fd when it ends
     const fdsAfter = native.openFdCount();
     if (fdsAfter !== fdsBefore) throw new Error(`${fdsAfter - fdsBefore} fds leaked by one sequence (${fdsBefore} before, ${fdsAfter} after)`);
   }

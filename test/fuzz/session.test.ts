@@ -19,7 +19,7 @@ test('session on the native data plane: lying regions and garbage rings, no cras
   const fuzzer = new NativeSessionFuzzer(uniqueName('vf'));
   t.teardown(() => fuzzer.close());
   const result = await runCampaign('session-native', async (seed) => {
-    fuzzer.runCase(seed);
+    await fuzzer.runCase(seed);
     await yieldToEvents(); // let device events in
   }, 0x9a71n, 4000);
   t.log(describeFailure(result), `device events: ${fuzzer.events.filter((e) => e.kind === 'fault').length} faults`);
