@@ -2,8 +2,8 @@
  * The transfer channel of SET_DEVICE_STATE_FD (spec "Migrating back-end state"): an fd that
  * behaves like a pipe. The writing end writes everything and closes; the reading end reads until
  * end of file. Both run off the event loop (libuv's thread pool) so that a front-end that reads or
- * writes only after the reply never deadlocks the session; an fd the front-end made non-blocking is
- * waited on instead of failing with EAGAIN. Each function owns `fd` and closes it exactly once.
+ * writes only after the reply never deadlocks the session; a reader waits (bounded) for readability
+ * before each read, blocking fd or not. Each function owns `fd` and closes it exactly once.
  */
 import { close, read, write } from 'node:fs';
 import { promisify } from 'node:util';
@@ -49,19 +49,23 @@ export async function writeStateAndClose(fd: number, bytes: Uint8Array): Promise
   }
 }
 
-/** Reads `fd` to end of file (at most `maxBytes`), then closes it. */
-export async function readStateAndClose(fd: number, maxBytes: number): Promise<Uint8Array> {
+/**
+ * Reads `fd` to end of file (at most `maxBytes`), then closes it. Every read waits for the fd to be
+ * readable first, at most `stallMs`: a read on a blocking fd that the front-end never writes into
+ * would otherwise hold one of libuv's few pool threads for good.
+ */
+export async function readStateAndClose(fd: number, maxBytes: number, stallMs = READ_STALL_MS): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
     for (;;) {
+      if (!(await native.waitReadable(fd, stallMs))) throw new StateChannelError(`no data and no end of file for ${stallMs} ms`);
       const buffer = new Uint8Array(CHUNK);
       let n: number;
       try {
         n = (await readAsync(fd, buffer, 0, CHUNK, null)).bytesRead;
       } catch (error) {
         if (!isAgain(error)) throw new StateChannelError(`read: ${(error as Error).message}`);
-        if (!(await native.waitReadable(fd, READ_STALL_MS))) throw new StateChannelError(`no data and no end of file for ${READ_STALL_MS} ms`);
         continue;
       }
       if (n === 0) break;
