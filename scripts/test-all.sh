@@ -3,7 +3,7 @@
 # packages, the addon build), then runs every tier and prints one closing line
 # `N passed, N failed` that adds up the tests of all tiers.
 #   1. Rust unit tests + fuzz loops (cargo test)
-#   2. TypeScript unit tests: codec, session, harness helpers (ava)
+#   2. TypeScript unit tests: codec, session, state channel, harness helpers (ava)
 #   3. In-process end-to-end: test front-end ↔ back-end ↔ TAP (ava)
 #   4. Real peers: QEMU 7.2 guests and DPDK testpmd (ava, one file at a time: they load both CPUs)
 set -uo pipefail
@@ -36,10 +36,25 @@ tier() {
 scripts/ensure-system-deps.sh test || exit 1
 npm ci --no-audit --no-fund || exit 1
 
+UNIT_TESTS=(test/protocol test/backend test/cli test/fuzz test/switch test/helpers test/migration test/native.test.ts test/e2e)
+REAL_TESTS=(test/real)
+
+# Every test file belongs to a tier: one outside them all (a new directory) would never run.
+for file in $(find test -name '*.test.ts'); do
+  covered=""
+  for path in "${UNIT_TESTS[@]}" "${REAL_TESTS[@]}"; do
+    [[ "$file" == "$path" || "$file" == "$path"/* ]] && covered=yes
+  done
+  if [ -z "$covered" ]; then
+    echo "$file is in no test tier: add its directory to scripts/test-all.sh"
+    failed=$((failed + 1)) broken_tiers="$broken_tiers [tier lists]"
+  fi
+done
+
 tier "rust" "$LOG_DIR/rust.log" scripts/cargo-env.sh cargo test --workspace --release
 tier "typecheck" "$LOG_DIR/typecheck.log" npx tsc --noEmit
-tier "typescript unit + in-process end-to-end" "$LOG_DIR/unit.log" npx ava test/protocol test/backend test/cli test/fuzz test/switch test/helpers test/native.test.ts test/e2e
-tier "real peers (QEMU, DPDK)" "$LOG_DIR/real.log" npx ava --concurrency=1 test/real
+tier "typescript unit + in-process end-to-end" "$LOG_DIR/unit.log" npx ava "${UNIT_TESTS[@]}"
+tier "real peers (QEMU, DPDK)" "$LOG_DIR/real.log" npx ava --concurrency=1 "${REAL_TESTS[@]}"
 
 [ -n "$broken_tiers" ] && echo "failing tiers:$broken_tiers"
 echo "$passed passed, $failed failed"
