@@ -301,7 +301,7 @@ impl Switch {
         }
         if !eth.dst_is_multicast() {
             if memo.destination(from.vlan, eth.dst, now).is_none() {
-                let answer = match self.macs.lookup_live(from.vlan, eth.dst, now) {
+                let (port, live_until) = match self.macs.lookup_live(from.vlan, eth.dst, now) {
                     Some((id, live_until)) => {
                         let Some(port) = ports.iter().find(|p| p.id == id) else {
                             return; // the port is being removed
@@ -311,7 +311,7 @@ impl Switch {
                     // Unknown stays unknown until a station is learned, which changes the generation.
                     None => (None, u64::MAX),
                 };
-                memo.remember_destination(from.vlan, eth.dst, answer.0, answer.1);
+                memo.remember_destination(from.vlan, eth.dst, port, live_until);
             }
             if let Some(Some(port)) = memo.destination(from.vlan, eth.dst, now) {
                 if port.id != from.id {

@@ -221,23 +221,27 @@ impl FrameWriter for StreamWriter {
 
 impl StreamAddress {
     fn connect(&self) -> io::Result<Box<dyn Stream>> {
-        Ok(match self {
-            StreamAddress::Unix(path) => Box::new(UnixStream::connect(path)?),
+        match self {
+            StreamAddress::Unix(path) => Ok(Box::new(UnixStream::connect(path)?)),
             StreamAddress::Tcp(addr) => {
-                let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address");
-                for candidate in addr.to_socket_addrs()? {
-                    match TcpStream::connect_timeout(&candidate, TCP_CONNECT_TIMEOUT) {
-                        Ok(s) => {
-                            let _ = s.set_nodelay(true);
-                            return Ok(Box::new(s));
-                        }
-                        Err(e) => last_error = e,
-                    }
-                }
-                return Err(last_error);
+                let stream = connect_tcp(addr)?;
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(stream))
             }
-        })
+        }
     }
+}
+
+/// The first of `addr`'s addresses that accepts within TCP_CONNECT_TIMEOUT (else the last error).
+fn connect_tcp(addr: &str) -> io::Result<TcpStream> {
+    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address");
+    for candidate in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&candidate, TCP_CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
 }
 
 /// One connection to the stream peer: its read half, and the writer its port's frames go to
