@@ -36,7 +36,7 @@ tier() {
 scripts/ensure-system-deps.sh test || exit 1
 npm ci --no-audit --no-fund || exit 1
 
-UNIT_TESTS=(test/protocol test/backend test/cli test/fuzz test/switch test/helpers test/migration test/native.test.ts test/e2e)
+UNIT_TESTS=(test/protocol test/backend test/cli test/fuzz test/switch test/helpers test/migration test/bench test/native.test.ts test/e2e)
 REAL_TESTS=(test/real)
 
 # Every test file belongs to a tier: one outside them all (a new directory) would never run.

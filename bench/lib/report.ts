@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Environment } from './environment.ts';
 import type { BenchOptions } from './options.ts';
-import { compare, type Comparison, type MedianPair, type RunRecord, type ScenarioInfo } from './results.ts';
+import { compare, type Comparison, type RunRecord, type ScenarioInfo } from './results.ts';
 import { barChart, formatValue, lineChart } from './svg.ts';
 
 export interface BenchReport {
@@ -26,10 +26,16 @@ const DRIFT_NOTE =
   'minutes (the two vCPUs’ cache-line round trip flips between ~100 ns and ~420 ns). Only the ' +
   'ratios measured in one invocation mean anything; never compare absolute figures across runs.';
 
-function ratioText(c: Comparison, pair: MedianPair): string {
+function ratioText(c: Comparison, value: number): string {
   if (c.metric.context) return '—';
-  if (!Number.isFinite(pair.ratio)) return 'n/a';
-  return `${pair.ratio >= 0.1 ? pair.ratio.toFixed(2) : pair.ratio.toPrecision(2)}×`;
+  if (!Number.isFinite(value)) return 'n/a';
+  return `${value >= 0.1 ? value.toFixed(2) : value.toPrecision(2)}×`;
+}
+
+/** The paired ratio with the rounds' own ratios after it, e.g. `0.61× (0.83, 0.71, 0.37, 0.56, 0.61)`. */
+function pairedText(c: Comparison): string {
+  if (c.metric.context || c.pairedRatios.length === 0) return ratioText(c, c.pairedRatio);
+  return `${ratioText(c, c.pairedRatio)} (${c.pairedRatios.map((r) => r.toFixed(2)).join(', ')})`;
 }
 
 /** Writes the JSON and Markdown (and SVGs); returns the two main paths. */
@@ -46,7 +52,7 @@ export function writeReport(outDir: string, report: BenchReport): { json: string
     '',
     `> ${DRIFT_NOTE}`,
     '',
-    `Rounds ${report.options.rounds}, ${report.options.seconds} s measured per run (after warm-up); each round runs this back-end and the reference alternately (the order flips every round). Figures are medians over the rounds; ratio = this back-end / reference.`,
+    `Rounds ${report.options.rounds}, ${report.options.seconds} s measured per run (after warm-up); each round runs this back-end and the reference alternately (the order flips every round). Figures are medians over the rounds; ratio = this back-end / reference, given two ways: the ratio of the two medians, and the median of each round's own ratio (its two runs ran back to back, in the same state of the machine: the steadier figure when the machine drifts between rounds).`,
     '',
     '## Environment',
     '',
@@ -60,12 +66,12 @@ export function writeReport(outDir: string, report: BenchReport): { json: string
     if (mine.length > 0) {
       const noisy = scenario.metrics.some((m) => m.key === 'otherCpu');
       md.push(
-        `| case | metric | this back-end | reference | ratio | runs (ours/ref) |${noisy ? ` ratio, quiet runs only (other CPU ≤ ${report.options.maxNoise}) | quiet runs |` : ''}`,
-        `|---|---|---:|---:|---:|---|${noisy ? '---:|---|' : ''}`,
+        `| case | metric | this back-end | reference | ratio of medians | median of each round's ratio (by round) | runs (ours/ref) |${noisy ? ` ratio, quiet runs only (other CPU ≤ ${report.options.maxNoise}) | quiet runs |` : ''}`,
+        `|---|---|---:|---:|---:|---|---|${noisy ? '---:|---|' : ''}`,
       );
       for (const c of mine) {
-        const quiet = noisy ? ` ${ratioText(c, c.quiet)} | ${c.quiet.samples.ours}/${c.quiet.samples.reference} |` : '';
-        md.push(`| ${c.case} | ${c.metric.label} (${c.metric.unit}) | ${formatValue(c.ours)} | ${formatValue(c.reference)} | ${ratioText(c, c)} | ${c.samples.ours}/${c.samples.reference} |${quiet}`);
+        const quiet = noisy ? ` ${ratioText(c, c.quiet.ratio)} | ${c.quiet.samples.ours}/${c.quiet.samples.reference} |` : '';
+        md.push(`| ${c.case} | ${c.metric.label} (${c.metric.unit}) | ${formatValue(c.ours)} | ${formatValue(c.reference)} | ${ratioText(c, c.ratio)} | ${pairedText(c)} | ${c.samples.ours}/${c.samples.reference} |${quiet}`);
       }
       md.push('');
       for (const metric of scenario.metrics.filter((m) => !m.context)) {

@@ -46,6 +46,10 @@ export interface Comparison extends MedianPair {
   case: string;
   metric: MetricSpec;
   quiet: MedianPair;
+  /** ours / reference within each round that has both runs, by round. */
+  pairedRatios: number[];
+  /** The median of `pairedRatios`: see `pairedRatios()`. */
+  pairedRatio: number;
 }
 
 export interface ScenarioInfo {
@@ -83,6 +87,19 @@ function medianPair(runs: RunRecord[], key: string): MedianPair {
 }
 
 /**
+ * ours / reference of each round's two runs, which ran back to back. When the machine drifts
+ * between slow and fast minutes, the ratio of the two medians can set one subject's slow rounds
+ * against the other's fast ones; a round's pair shares the machine's state, so the median of
+ * the pairs' ratios is the steadier estimate. Rounds missing either run are left out.
+ */
+export function pairedRatios(runs: RunRecord[], key: string): number[] {
+  const byRound = (subject: Subject) => new Map(runs.filter((r) => r.subject === subject && Number.isFinite(r.figures[key])).map((r) => [r.round, r.figures[key]]));
+  const ours = byRound('ours');
+  const reference = byRound('reference');
+  return [...ours.keys()].sort((a, b) => a - b).filter((round) => reference.has(round)).map((round) => ratio(ours.get(round)!, reference.get(round)!)).filter(Number.isFinite);
+}
+
+/**
  * Compares the runs of `scenario` case by case and metric by metric: over every successful run,
  * and over the quiet ones only (other processes used at most `maxNoise` CPU meanwhile).
  */
@@ -97,7 +114,8 @@ export function compare(info: ScenarioInfo, runs: RunRecord[], maxNoise: number)
       const all = medianPair(ofCase, metric.key);
       if (all.samples.ours === 0 && all.samples.reference === 0) continue;
       const quiet = medianPair(quietRuns, metric.key);
-      comparisons.push({ scenario: info.name, case: c, metric, ...all, quiet });
+      const paired = pairedRatios(ofCase, metric.key);
+      comparisons.push({ scenario: info.name, case: c, metric, ...all, quiet, pairedRatios: paired, pairedRatio: median(paired) });
     }
   }
   return comparisons;
