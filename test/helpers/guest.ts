@@ -23,6 +23,8 @@ export interface GuestOptions {
   cpus?: number;
   /** QEMU's `-cpu` model; default 'max' (use a migratable one, e.g. 'qemu64', to live-migrate). */
   cpuModel?: string;
+  /** `-accel tcg,thread=single`: for a guest that live-migrates (see QemuGuestConfig). */
+  singleThreadedTcg?: boolean;
   /** eth0's address with prefix length, e.g. '10.77.1.2/24' (kernel command line `vu.ip=`). */
   guestIp?: string;
   /** More kernel command line words, e.g. ['vu.mtu=9000', 'vu.debug=1']. */
@@ -136,6 +138,7 @@ export async function bootGuest(options: GuestOptions): Promise<Guest> {
     memoryMiB: options.memoryMiB ?? 256,
     cpus: options.cpus ?? 1,
     cpuModel: options.cpuModel,
+    singleThreadedTcg: options.singleThreadedTcg,
     kernelArgs,
     netdevArgs: options.netdevArgs,
     deviceArgs: options.deviceArgs,
