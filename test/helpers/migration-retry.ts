@@ -10,10 +10,10 @@
  * the back-end, so it is retried — a few times, every crash logged — while any other failure fails.
  * A guest that stops answering on its serial console (the command agent does not run over the
  * network) has hung whole, kernel and all — with or without a BUG line first — and counts the
- * same. Crashes come in bursts: on 2026-11-25 one test crashed five attempts in a row (a run of
- * three migrations per attempt, ~45% of 45 attempts crashed that day with multi-threaded TCG,
- * ~24% of 34 with single-threaded TCG, which migrating guests now use: see qemu-args.ts), hence
- * eight attempts.
+ * same. Crashes come in bursts: on 2026-11-25 one test crashed five attempts in a row, with
+ * multi-threaded TCG (20 of 45 attempts crashed that day), and four in a row with the
+ * single-threaded TCG that migrating guests now use (13 of 43: see qemu-args.ts), hence eight
+ * attempts.
  */
 import type { ExecutionContext } from 'ava';
 

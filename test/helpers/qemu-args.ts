@@ -15,8 +15,8 @@ export interface QemuGuestConfig {
    * One TCG thread for all vCPUs (`-accel tcg,thread=single`), for a guest that live-migrates. With
    * QEMU 7.2's default (a thread per vCPU) the destination guest crashed after 20 of 45 migration
    * test attempts here (slab, hrtimer and page-allocator corruption; also with QEMU's own tap, see
-   * migration-retry.ts); with one TCG thread after 8 of 34. Crashes come in bursts, so this is
-   * weak evidence, but the setting costs nothing the tests measure.
+   * migration-retry.ts); with one TCG thread after 13 of 43. Crashes come in bursts (four in a row
+   * with one thread too), so this is weak evidence, but the setting costs nothing the tests measure.
    */
   singleThreadedTcg?: boolean;
   /** The kernel command line after `console=ttyS0 panic=-1 no_timer_check`. */
