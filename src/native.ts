@@ -83,6 +83,11 @@ export interface Connection {
   send(bytes: Uint8Array, fds?: number[]): void;
   /** SO_PEERCRED of the peer. */
   peerCredentials(): PeerCredentials;
+  /**
+   * Whether the peer has closed its end, asked of the kernel without waiting: true as soon as the
+   * peer closes, possibly before `onClose` is called (and always after `close()`).
+   */
+  peerHungUp(): boolean;
   /** Shuts the socket down, waits for the reader thread, closes the fd. Idempotent. */
   close(): void;
 }

@@ -5,6 +5,10 @@
  * device is reset (rings stopped, memory unmapped) and the next front-end is accepted. The switch
  * gives every connection a new port, removed when the connection ends.
  *
+ * A front-end that closes and reconnects at once (QEMU restarting a guest, a front-end's own
+ * reconnect) is served, not refused: before attaching a new connection, connections whose peer
+ * has already closed are ended, even if their reader thread has not reported the close yet.
+ *
  * Access control: the socket file gets `socketMode` (and `socketGroup`), and every connection's
  * peer credentials (SO_PEERCRED, taken by the kernel at connect time, so a peer cannot lie) are
  * checked against `allowUids` before a single byte is read; a refused peer is logged and closed.
@@ -57,6 +61,7 @@ interface Active {
   connection: native.Connection;
   session: Session;
   attached: AttachedDevice;
+  log: Logger;
 }
 
 export class BackendServer {
@@ -118,6 +123,7 @@ export class BackendServer {
       connection.close();
       return;
     }
+    if (accepted) this.endHungUpConnections();
     const id = ++this.connections;
     let attached: AttachedDevice | { refused: string };
     try {
@@ -139,7 +145,7 @@ export class BackendServer {
         connection.close();
       },
     }, connLog, native.closeFd);
-    this.active.set(connection, { connection, session, attached });
+    this.active.set(connection, { connection, session, attached, log: connLog });
     connection.start(
       (msg, fds) => session.onMessage(msg, fds),
       (error) => this.onDisconnected(connection, connLog, error),
@@ -154,6 +160,13 @@ export class BackendServer {
     if (error) connLog.warn('front-end disconnected', { error: error.message });
     else connLog.info('front-end disconnected');
     if (this.options.client && !this.stopped) this.retryTimer = setTimeout(() => this.connectWithRetry(true), CLIENT_RETRY_MS);
+  }
+
+  /** Ends the connections whose peer has closed, as their reader would report it a little later. */
+  private endHungUpConnections(): void {
+    for (const { connection, log } of [...this.active.values()]) {
+      if (peerHungUp(connection)) this.onDisconnected(connection, log, null);
+    }
   }
 
   /** Stops accepting, drops the connection (rings stopped, memory released) and removes the socket file. */
@@ -178,6 +191,15 @@ export class BackendServer {
   /** Connections being served now. */
   get connectionCount(): number {
     return this.active.size;
+  }
+}
+
+/** Whether the peer closed; if the kernel cannot say, the reader thread will report it. */
+function peerHungUp(connection: native.Connection): boolean {
+  try {
+    return connection.peerHungUp();
+  } catch {
+    return false;
   }
 }
 

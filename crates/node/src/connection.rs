@@ -9,7 +9,7 @@ use crate::message::Message;
 use crate::message_reader::read_message;
 use crate::message_sender::send_message;
 use crate::transport_error::TransportError;
-use crate::unix_socket::{peer_credentials, set_blocking, shutdown, PeerCredentials};
+use crate::unix_socket::{peer_credentials, peer_hung_up, set_blocking, shutdown, PeerCredentials};
 
 /// Messages the reader may hand out before the owner has handled them.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -134,6 +134,15 @@ impl Connection {
     pub fn peer_credentials(&self) -> Result<PeerCredentials, TransportError> {
         let socket = self.socket.as_ref().ok_or(TransportError::Closed)?;
         peer_credentials(socket.as_fd())
+    }
+
+    /// True once the peer has closed its end (or this side was closed), even if the reader
+    /// thread has not reported it yet.
+    pub fn peer_hung_up(&self) -> Result<bool, TransportError> {
+        match self.socket.as_ref() {
+            Some(socket) => peer_hung_up(socket.as_fd()),
+            None => Ok(true),
+        }
     }
 
     /// Shuts the socket down, waits for the reader to finish, closes the fd. Idempotent.
@@ -285,6 +294,20 @@ mod tests {
         assert_eq!((cred.pid, cred.uid), unsafe {
             (libc::getpid(), libc::getuid())
         });
+    }
+
+    #[test]
+    fn peer_hung_up_is_seen_before_the_reader_reports_it() {
+        let (front_end, back_end) = socket_pair();
+        let mut connection = Connection::new(back_end).unwrap();
+        assert!(!connection.peer_hung_up().unwrap());
+        // Unread data does not hide the hang-up.
+        write_all(&front_end, &message_bytes(1, &[]));
+        assert!(!connection.peer_hung_up().unwrap());
+        drop(front_end);
+        assert!(connection.peer_hung_up().unwrap());
+        connection.close();
+        assert!(connection.peer_hung_up().unwrap());
     }
 
     #[test]

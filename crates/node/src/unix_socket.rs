@@ -144,6 +144,19 @@ pub fn set_blocking(fd: BorrowedFd<'_>) -> Result<(), TransportError> {
     Ok(())
 }
 
+/// Whether the peer has closed its end (or the socket failed), without reading or waiting: the
+/// kernel marks this as soon as the peer closes, before any reader thread has noticed.
+pub fn peer_hung_up(fd: BorrowedFd<'_>) -> Result<bool, TransportError> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, timeout 0: poll only reports, it never waits.
+    check(unsafe { libc::poll(&mut pfd, 1, 0) }, "poll")?;
+    Ok(pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0)
+}
+
 /// Shuts both directions down: a thread blocked reading the socket wakes with end-of-file.
 pub fn shutdown(fd: BorrowedFd<'_>) -> Result<(), TransportError> {
     // SAFETY: plain syscall on a valid fd.

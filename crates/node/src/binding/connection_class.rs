@@ -142,6 +142,17 @@ pub unsafe extern "C" fn peer_credentials(env: napi_env, info: napi_callback_inf
     }
 }
 
+/// `peerHungUp()` → whether the peer has closed its end (see `Connection::peer_hung_up`).
+pub unsafe extern "C" fn peer_hung_up(env: napi_env, info: napi_callback_info) -> napi_value {
+    // SAFETY: env and info of this callback.
+    unsafe {
+        run(env, info, |call| {
+            let hung_up = unwrap(env, call.this)?.peer_hung_up()?;
+            boolean(env, hung_up)
+        })
+    }
+}
+
 /// `close()`: idempotent.
 pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
     // SAFETY: env and info of this callback.

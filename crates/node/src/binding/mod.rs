@@ -37,6 +37,7 @@ const CONNECTION_METHODS: &[(&CStr, Callback)] = &[
     (c"start", connection_class::start),
     (c"send", connection_class::send),
     (c"peerCredentials", connection_class::peer_credentials),
+    (c"peerHungUp", connection_class::peer_hung_up),
     (c"close", connection_class::close),
 ];
 
