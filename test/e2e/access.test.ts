@@ -3,17 +3,12 @@
  * another uid (setpriv) is refused and logged, ours is served, --allow-uid lets the other in, and
  * --socket-group/--socket-mode land on the socket file.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { BackendServer, singleDevice } from '../../src/backend/server.ts';
-import { NetDevice } from '../../src/device/net-device.ts';
-import { createLogger } from '../../src/log.ts';
 import { FrontendRequest as R } from '../../src/protocol/requests.ts';
-import { RecordingDataPlane } from '../helpers/recording-data-plane.ts';
+import { startRecordingServer } from '../helpers/recording-server.ts';
 import { TestFrontend } from '../helpers/test-frontend.ts';
 
 const OTHER_UID = 4242;
@@ -43,32 +38,9 @@ async function frontendProcess(socketPath: string, uid?: number): Promise<string
   return stdout.trim();
 }
 
-function startServer(t: ExecutionContext, options: { allowUids?: number[]; socketGroup?: number; socketMode?: number } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'vu-access-'));
-  chmodSync(dir, 0o711); // other users may reach the socket; its own mode decides
-  const socketPath = join(dir, 'vhost.sock');
-  const logLines: string[] = [];
-  const server = new BackendServer({
-    socketPath,
-    client: false,
-    socketMode: options.socketMode ?? 0o666,
-    socketGroup: options.socketGroup,
-    allowUids: options.allowUids,
-    attach: singleDevice('test', new NetDevice({ queuePairs: 1, mac: Uint8Array.of(2, 0, 0, 0, 0, 1) }), new RecordingDataPlane(), 'busy'),
-    log: createLogger('backend', 'debug', (line) => logLines.push(line)),
-  });
-  server.start();
-  t.teardown(() => {
-    server.stop();
-    rmSync(dir, { recursive: true, force: true });
-    t.log(logLines.join('').trimEnd());
-  });
-  return { socketPath, logLines };
-}
-
 test.serial('a peer whose uid is not on the allow list is logged and closed; ours is served', async (t) => {
   t.not(process.getuid!(), OTHER_UID);
-  const { socketPath, logLines } = startServer(t);
+  const { socketPath, logLines } = startRecordingServer(t);
   t.is(await frontendProcess(socketPath, OTHER_UID), 'closed');
   const refused = logLines.filter((l) => l.includes('refusing a front-end whose uid is not allowed'));
   t.is(refused.length, 1);
@@ -81,18 +53,18 @@ test.serial('a peer whose uid is not on the allow list is logged and closed; our
 });
 
 test.serial('--allow-uid admits the listed uid', async (t) => {
-  const { socketPath, logLines } = startServer(t, { allowUids: [0, OTHER_UID] });
+  const { socketPath, logLines } = startRecordingServer(t, { allowUids: [0, OTHER_UID] });
   t.is(await frontendProcess(socketPath, OTHER_UID), 'reply 20');
   t.false(logLines.some((l) => l.includes('refusing')));
 });
 
 test.serial('an allow list without our uid refuses us too', async (t) => {
-  const { socketPath } = startServer(t, { allowUids: [OTHER_UID] });
+  const { socketPath } = startRecordingServer(t, { allowUids: [OTHER_UID] });
   t.is(await frontendProcess(socketPath), 'closed');
 });
 
 test.serial('the socket file gets --socket-mode and --socket-group', (t) => {
-  const { socketPath } = startServer(t, { socketMode: 0o660, socketGroup: OTHER_UID + 1 });
+  const { socketPath } = startRecordingServer(t, { socketMode: 0o660, socketGroup: OTHER_UID + 1 });
   const st = statSync(socketPath);
   t.true(st.isSocket());
   t.is(st.mode & 0o777, 0o660);
@@ -100,7 +72,7 @@ test.serial('the socket file gets --socket-mode and --socket-group', (t) => {
 });
 
 test.serial('the default socket mode 0600 keeps other users out before any credential check', async (t) => {
-  const { socketPath, logLines } = startServer(t, { socketMode: 0o600, allowUids: [0, OTHER_UID] });
+  const { socketPath, logLines } = startRecordingServer(t, { socketMode: 0o600, allowUids: [0, OTHER_UID] });
   t.is(await frontendProcess(socketPath, OTHER_UID), 'error EACCES');
   t.false(logLines.some((l) => l.includes('front-end connected')));
 });

@@ -3,51 +3,26 @@
  * fake): a second front-end is refused while the first is served, and a front-end that closes and
  * connects again at once is served, however soon its new connection arrives.
  */
-import test, { type ExecutionContext } from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { BackendServer, singleDevice } from '../../src/backend/server.ts';
-import { NetDevice } from '../../src/device/net-device.ts';
-import { createLogger } from '../../src/log.ts';
+import test from 'ava';
 import { FrontendRequest as R } from '../../src/protocol/requests.ts';
-import { RecordingDataPlane } from '../helpers/recording-data-plane.ts';
+import { BUSY_REASON, startRecordingServer } from '../helpers/recording-server.ts';
 import { TestFrontend } from '../helpers/test-frontend.ts';
 
-function startServer(t: ExecutionContext) {
-  const dir = mkdtempSync(join(tmpdir(), 'vu-single-'));
-  const socketPath = join(dir, 'vhost.sock');
-  const logLines: string[] = [];
-  const server = new BackendServer({
-    socketPath,
-    client: false,
-    socketMode: 0o600,
-    attach: singleDevice('test', new NetDevice({ queuePairs: 1, mac: Uint8Array.of(2, 0, 0, 0, 0, 1) }), new RecordingDataPlane(), 'one guest at a time'),
-    log: createLogger('backend', 'debug', (line) => logLines.push(line)),
-  });
-  server.start();
-  t.teardown(() => {
-    server.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { server, socketPath, logLines };
-}
-
 test.serial('a second front-end is refused with a log line while the first is served; the first goes on', async (t) => {
-  const { server, socketPath, logLines } = startServer(t);
+  const { server, socketPath, logLines } = startRecordingServer(t);
   const first = TestFrontend.connect(socketPath);
   t.teardown(() => first.close());
   await first.negotiate();
   const second = TestFrontend.connect(socketPath);
   t.teardown(() => second.close());
   await t.throwsAsync(second.get({ request: R.GET_FEATURES }));
-  t.is(logLines.filter((l) => l.includes('refusing a front-end') && l.includes('one guest at a time')).length, 1);
+  t.is(logLines.filter((l) => l.includes('refusing a front-end') && l.includes(BUSY_REASON)).length, 1);
   t.is(server.connectionCount, 1);
   t.is(typeof (await first.get({ request: R.GET_FEATURES })), 'bigint');
 });
 
 test.serial('a front-end that closes and connects again at once is served every time', async (t) => {
-  const { server, socketPath, logLines } = startServer(t);
+  const { server, socketPath, logLines } = startRecordingServer(t);
   // No pause between close and connect: the new connection may be accepted before the old one's
   // reader has reported the close. It must be served anyway, not refused as a second guest.
   for (let round = 0; round < 30; round++) {
