@@ -12,7 +12,8 @@ import { createTap, NetNs, uniqueName } from '../../test/helpers/netns.ts';
 import { mustRun } from '../../test/helpers/proc.ts';
 import { ensureDpdk, startTestpmd, tapVdev, vhostVdev, virtioUserVdev, type Testpmd } from '../../test/helpers/testpmd.ts';
 import { startTapBackend, socketDir } from '../lib/backend.ts';
-import { affinityText, BENCH_MBUFS, BUSY_POLL_US, FRAME_CASES, GENERATOR_CPU, SUBJECT_CPU, testpmdFeatureNames, testpmdPlacement } from '../lib/dpdk.ts';
+import { BENCH_MBUFS, BUSY_POLL_US, FRAME_CASES, GENERATOR_CPU, SUBJECT_CPU } from '../lib/dpdk.ts';
+import { backendOutcome, packetRateMetrics, referenceOutcome } from '../lib/packet-rate.ts';
 import { CpuWindow, ifCounter } from '../lib/procfs.ts';
 import type { Subject } from '../lib/results.ts';
 import type { RunOutcome, Scenario } from '../lib/scenario.ts';
@@ -94,13 +95,7 @@ async function runOurs(scope: Scope, frameBytes: number, queuePairs: number, opt
   const generator = await startGenerator(scope, backend.socketPath, frameBytes, queuePairs);
   const figures = await measure(opts, generator, ns, tap, backend.process.pid);
   backend.assertHealthy();
-  return {
-    figures,
-    commands: [backend.command, `dpdk-testpmd ${generator.args.join(' ')}`],
-    features: { backend: backend.features(), generator: testpmdFeatureNames(generator).virtio ?? [] },
-    placement: { backend: `taskset -c ${SUBJECT_CPU}; threads ${affinityText(backend.process.pid)}`, generator: testpmdPlacement(generator) },
-    logs: [backend.process.logPath, generator.logPath],
-  };
+  return backendOutcome(figures, backend, generator);
 }
 
 async function runReference(scope: Scope, frameBytes: number, queuePairs: number, opts: BenchOptions): Promise<RunOutcome> {
@@ -125,13 +120,7 @@ async function runReference(scope: Scope, frameBytes: number, queuePairs: number
   const generator = await startGenerator(scope, socketPath, frameBytes, queuePairs);
   await reference.waitForLinkUp(0);
   const figures = await measure(opts, generator, ns, tap, reference.pid);
-  return {
-    figures,
-    commands: [`dpdk-testpmd ${reference.args.join(' ')}`, `dpdk-testpmd ${generator.args.join(' ')}`],
-    features: { reference: testpmdFeatureNames(reference, socketPath).virtio ?? [], generator: testpmdFeatureNames(generator).virtio ?? [] },
-    placement: { reference: testpmdPlacement(reference), generator: testpmdPlacement(generator) },
-    logs: [reference.logPath, generator.logPath],
-  };
+  return referenceOutcome(figures, reference, socketPath, generator);
 }
 
 export const tapRate: Scenario = {
@@ -139,14 +128,7 @@ export const tapRate: Scenario = {
     name: 'tap-rate',
     title: 'TAP path packet rate (testpmd virtio-user txonly → back-end → TAP)',
     reference: 'DPDK testpmd net_vhost + net_tap, io forwarding',
-    metrics: [
-      { key: 'pps', label: 'frames/s arriving on the TAP', unit: 'pps', higherIsBetter: true },
-      { key: 'cpuShare', label: 'subject CPU (1.0 = one core)', unit: 'CPU', higherIsBetter: false },
-      { key: 'ppsPerCpu', label: 'frames per subject CPU-second', unit: 'pps/CPU', higherIsBetter: true },
-      { key: 'generatorCpu', label: 'generator CPU', unit: 'CPU', higherIsBetter: false, context: true },
-      { key: 'otherCpu', label: 'CPU used by other processes meanwhile (noise)', unit: 'CPU', higherIsBetter: false, context: true },
-      { key: 'generatorTxPps', label: 'generator Tx-pps (offered)', unit: 'pps', higherIsBetter: true, context: true },
-    ],
+    metrics: packetRateMetrics('frames/s arriving on the TAP', 'generator Tx-pps (offered)'),
     notes: [
       `Subject on CPU ${SUBJECT_CPU}, generator forwarding on CPU ${GENERATOR_CPU}.`,
       'Frame sizes on the wire incl. FCS: 64B = --txpkts=60, 1518B = --txpkts=1514.',

@@ -12,7 +12,8 @@ import { ensureHugepages } from '../../test/helpers/hugepages.ts';
 import { uniqueName } from '../../test/helpers/netns.ts';
 import { ensureDpdk, startTestpmd, vhostVdev, virtioUserVdev, type Testpmd } from '../../test/helpers/testpmd.ts';
 import { socketDir, startSwitchBackend } from '../lib/backend.ts';
-import { affinityText, BENCH_MBUFS, BUSY_POLL_US, FRAME_CASES, GENERATOR_CPU, SUBJECT_CPU, testpmdFeatureNames, testpmdPlacement } from '../lib/dpdk.ts';
+import { BENCH_MBUFS, BUSY_POLL_US, FRAME_CASES, GENERATOR_CPU, SUBJECT_CPU } from '../lib/dpdk.ts';
+import { backendOutcome, packetRateMetrics, referenceOutcome } from '../lib/packet-rate.ts';
 import type { BenchOptions } from '../lib/options.ts';
 import { CpuWindow } from '../lib/procfs.ts';
 import type { Subject } from '../lib/results.ts';
@@ -76,13 +77,7 @@ async function runOurs(scope: Scope, frameBytes: number, opts: BenchOptions, bus
   const generator = await startGenerator(scope, [backend.socketPath, backend.socketPath], frameBytes);
   const figures = await measure(opts, generator, backend.process.pid);
   backend.assertHealthy();
-  return {
-    figures,
-    commands: [backend.command, `dpdk-testpmd ${generator.args.join(' ')}`],
-    features: { backend: backend.features(), generator: testpmdFeatureNames(generator).virtio ?? [] },
-    placement: { backend: `taskset -c ${SUBJECT_CPU}; threads ${affinityText(backend.process.pid)}`, generator: testpmdPlacement(generator) },
-    logs: [backend.process.logPath, generator.logPath],
-  };
+  return backendOutcome(figures, backend, generator);
 }
 
 async function runReference(scope: Scope, frameBytes: number, opts: BenchOptions): Promise<RunOutcome> {
@@ -102,13 +97,7 @@ async function runReference(scope: Scope, frameBytes: number, opts: BenchOptions
   await reference.waitForLinkUp(0);
   await reference.waitForLinkUp(1);
   const figures = await measure(opts, generator, reference.pid);
-  return {
-    figures,
-    commands: [`dpdk-testpmd ${reference.args.join(' ')}`, `dpdk-testpmd ${generator.args.join(' ')}`],
-    features: { reference: testpmdFeatureNames(reference, sockets[0]).virtio ?? [], generator: testpmdFeatureNames(generator).virtio ?? [] },
-    placement: { reference: testpmdPlacement(reference), generator: testpmdPlacement(generator) },
-    logs: [reference.logPath, generator.logPath],
-  };
+  return referenceOutcome(figures, reference, sockets[0], generator);
 }
 
 export const vm2vmRate: Scenario = {
@@ -117,14 +106,7 @@ export const vm2vmRate: Scenario = {
     title: 'VM-to-VM packet rate (two virtio-user ports of one testpmd, flowgen both ways)',
     reference: 'DPDK testpmd with two net_vhost ports, io forwarding',
     referenceShort: 'testpmd net_vhost io',
-    metrics: [
-      { key: 'pps', label: 'frames/s delivered (sum of both directions)', unit: 'pps', higherIsBetter: true },
-      { key: 'cpuShare', label: 'subject CPU (1.0 = one core)', unit: 'CPU', higherIsBetter: false },
-      { key: 'ppsPerCpu', label: 'frames per subject CPU-second', unit: 'pps/CPU', higherIsBetter: true },
-      { key: 'generatorCpu', label: 'generator CPU', unit: 'CPU', higherIsBetter: false, context: true },
-      { key: 'otherCpu', label: 'CPU used by other processes meanwhile (noise)', unit: 'CPU', higherIsBetter: false, context: true },
-      { key: 'generatorTxPps', label: 'generator Tx-pps (offered, both ports)', unit: 'pps', higherIsBetter: true, context: true },
-    ],
+    metrics: packetRateMetrics('frames/s delivered (sum of both directions)', 'generator Tx-pps (offered, both ports)'),
     notes: [
       `One testpmd owns both virtio-user ports and forwards on CPU ${GENERATOR_CPU}; the subject runs on CPU ${SUBJECT_CPU}.`,
       'Frame sizes on the wire incl. FCS: 64B = --txpkts=60, 1518B = --txpkts=1514.',
