@@ -17,7 +17,9 @@ import {
   listenUnix,
   mapShared,
   memfdCreate,
+  NetDevice,
   openFdCount,
+  Switch,
   waitReadable,
   type NativeError,
 } from '../src/native.ts';
@@ -278,4 +280,21 @@ test('eventfd: writes add up, a read resets, an empty read is null', async (t) =
 test('bad arguments throw VU_ERR_INVALID_ARG', (t) => {
   t.like(t.throws(() => closeFd(-1)) as NativeError, { code: 'VU_ERR_INVALID_ARG' });
   t.like(t.throws(() => eventfdWrite(0, 1 as unknown as bigint)) as NativeError, { code: 'VU_ERR_INVALID_ARG' });
+});
+
+test('a native object given where another class is expected throws instead of being read as that class', (t) => {
+  const segment = new Switch(1500, 300);
+  const port = new NetDevice(segment, 'p0', () => {}, 0);
+  t.teardown(() => {
+    port.close();
+    segment.close();
+  });
+  // A NetDevice where the Switch goes: before type tags this read the device as a switch (SIGSEGV).
+  const error = t.throws(() => new NetDevice(port as unknown as Switch, 'p1', () => {}, 0)) as NativeError;
+  t.is(error.code, 'VU_ERR_INVALID_ARG');
+  t.is(error.message, 'not a Switch object');
+  t.like(t.throws(() => new NetDevice({} as Switch, 'p1', () => {}, 0)) as NativeError, { code: 'VU_ERR_INVALID_ARG' });
+  // The real one still serves.
+  const other = new NetDevice(segment, 'p1', () => {}, 0);
+  other.close();
 });

@@ -24,6 +24,13 @@ opaque! {
     napi_threadsafe_function => napi_threadsafe_function__,
 }
 
+/// `napi_type_tag`: 128 bits that mark an object as wrapping one Rust type.
+#[repr(C)]
+pub struct napi_type_tag {
+    pub lower: u64,
+    pub upper: u64,
+}
+
 /// `napi_status`; only the values the binding branches on are named.
 pub type napi_status = c_int;
 pub const NAPI_OK: napi_status = 0;
@@ -249,6 +256,17 @@ extern "C" {
         env: napi_env,
         js_object: napi_value,
         result: *mut *mut c_void,
+    ) -> napi_status;
+    pub fn napi_type_tag_object(
+        env: napi_env,
+        value: napi_value,
+        type_tag: *const napi_type_tag,
+    ) -> napi_status;
+    pub fn napi_check_object_type_tag(
+        env: napi_env,
+        value: napi_value,
+        type_tag: *const napi_type_tag,
+        result: *mut bool,
     ) -> napi_status;
 
     pub fn napi_create_reference(

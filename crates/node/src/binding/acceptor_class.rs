@@ -2,14 +2,13 @@
 //! and calls `onConnection(fd)` on the JavaScript thread; the fd is the callback's to own.
 //! A running acceptor keeps the event loop alive until `close()`.
 
-use std::ffi::c_void;
 use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
-use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::js::*;
 use super::tsfn::Tsfn;
+use super::wrapped::{unwrap, wrap, Wrapped};
 use crate::acceptor::Acceptor;
 use crate::napi_sys::*;
 
@@ -50,20 +49,8 @@ pub unsafe extern "C" fn constructor(env: napi_env, info: napi_callback_info) ->
             let listener = BorrowedFd::borrow_raw(listen_fd);
             // The accept thread owns the Tsfn: when it ends, the Tsfn is released.
             let acceptor = Acceptor::start(listener, move |socket| tsfn.call(socket))?;
-            let native = Box::into_raw(Box::new(AcceptorHandle { acceptor, closed }));
-            let status = napi_wrap(
-                env,
-                call.this,
-                native as *mut c_void,
-                Some(finalize),
-                ptr::null_mut(),
-                ptr::null_mut(),
-            );
-            if let Err(e) = check(status) {
-                // Not wrapped: nothing else will free (and stop) it.
-                drop(Box::from_raw(native));
-                return Err(e);
-            }
+            // Dropped (and stopped) when the object is collected, or here if wrapping fails.
+            wrap(env, call.this, AcceptorHandle { acceptor, closed })?;
             undefined(env)
         })
     }
@@ -74,13 +61,7 @@ pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            let mut native = ptr::null_mut();
-            if napi_unwrap(env, call.this, &mut native) != NAPI_OK || native.is_null() {
-                return Err(Throw::InvalidArg("this is not an Acceptor".into()));
-            }
-            // SAFETY: only `constructor` wraps, with a `Box<AcceptorHandle>` freed only by
-            // `finalize` once the object is unreachable; this thread runs one callback at a time.
-            let handle = &mut *(native as *mut AcceptorHandle);
+            let handle = unwrap::<AcceptorHandle>(env, call.this)?;
             handle.closed.store(true, Ordering::Release);
             handle.acceptor.close();
             undefined(env)
@@ -88,7 +69,7 @@ pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_
     }
 }
 
-unsafe extern "C" fn finalize(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the `Box<AcceptorHandle>` from `constructor`; Node finalizes once.
-    drop(unsafe { Box::from_raw(data as *mut AcceptorHandle) });
+impl Wrapped for AcceptorHandle {
+    const CLASS: &'static str = "Acceptor";
+    const TAG: napi_type_tag = napi_type_tag { lower: 0x778b_cede_0372_09d9, upper: 0xde84_a13a_1978_f657 };
 }

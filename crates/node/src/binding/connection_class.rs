@@ -3,12 +3,11 @@
 //! `start(onMessage, onClose)` delivers `onMessage(bytes: Uint8Array, fds: number[])` per message
 //! (the fds are the caller's to close) and then `onClose(error | null)` once.
 
-use std::ffi::c_void;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::ptr;
 
 use super::js::*;
 use super::tsfn::Tsfn;
+use super::wrapped::{unwrap, wrap, Wrapped};
 use crate::connection::{Connection, InFlight, ReaderEvent};
 use crate::message::Message;
 use crate::napi_sys::*;
@@ -21,20 +20,8 @@ pub unsafe extern "C" fn constructor(env: napi_env, info: napi_callback_info) ->
             let fd = get_fd(env, call.args[0], "fd")?;
             // SAFETY: the caller hands the fd over; from here this object owns it.
             let connection = Connection::new(OwnedFd::from_raw_fd(fd))?;
-            let native = Box::into_raw(Box::new(connection));
-            let status = napi_wrap(
-                env,
-                call.this,
-                native as *mut c_void,
-                Some(finalize),
-                ptr::null_mut(),
-                ptr::null_mut(),
-            );
-            if let Err(e) = check(status) {
-                // Not wrapped: nothing else will free it.
-                drop(Box::from_raw(native));
-                return Err(e);
-            }
+            // Dropping it (when the object is collected) closes the connection if JavaScript did not.
+            wrap(env, call.this, connection)?;
             undefined(env)
         })
     }
@@ -45,7 +32,7 @@ pub unsafe extern "C" fn start(env: napi_env, info: napi_callback_info) -> napi_
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            let connection = unwrap(env, call.this)?;
+            let connection = unwrap::<Connection>(env, call.this)?;
             let on_message = get_function(env, call.args[0], "onMessage")?;
             let on_close = get_function(env, call.args[1], "onClose")?;
             let in_flight = connection.in_flight();
@@ -118,7 +105,7 @@ pub unsafe extern "C" fn send(env: napi_env, info: napi_callback_info) -> napi_v
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            let connection = unwrap(env, call.this)?;
+            let connection = unwrap::<Connection>(env, call.this)?;
             let bytes = get_bytes(env, call.args[0], "bytes")?;
             let fds = get_fds(env, call.args[1], "fds")?;
             connection.send(bytes, &fds)?;
@@ -132,7 +119,7 @@ pub unsafe extern "C" fn peer_credentials(env: napi_env, info: napi_callback_inf
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            let cred = unwrap(env, call.this)?.peer_credentials()?;
+            let cred = unwrap::<Connection>(env, call.this)?.peer_credentials()?;
             let result = object(env)?;
             set(env, result, c"pid", int32(env, cred.pid)?)?;
             set(env, result, c"uid", uint32(env, cred.uid)?)?;
@@ -147,7 +134,7 @@ pub unsafe extern "C" fn peer_hung_up(env: napi_env, info: napi_callback_info) -
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            let hung_up = unwrap(env, call.this)?.peer_hung_up()?;
+            let hung_up = unwrap::<Connection>(env, call.this)?.peer_hung_up()?;
             boolean(env, hung_up)
         })
     }
@@ -158,29 +145,13 @@ pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            unwrap(env, call.this)?.close();
+            unwrap::<Connection>(env, call.this)?.close();
             undefined(env)
         })
     }
 }
 
-/// The `Connection` wrapped in `this`.
-///
-/// # Safety
-/// `env` and `this` come from the running callback.
-unsafe fn unwrap<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut Connection> {
-    let mut native = ptr::null_mut();
-    // SAFETY: valid env and value (caller).
-    if unsafe { napi_unwrap(env, this, &mut native) } != NAPI_OK || native.is_null() {
-        return Err(Throw::InvalidArg("this is not a Connection".into()));
-    }
-    // SAFETY: only `constructor` wraps, with a `Box<Connection>`, freed only by `finalize` after the
-    // object is unreachable; callbacks run one at a time on this thread, so the borrow is unique.
-    Ok(unsafe { &mut *(native as *mut Connection) })
-}
-
-unsafe extern "C" fn finalize(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the `Box<Connection>` from `constructor`; Node finalizes once. Dropping it
-    // closes the connection if JavaScript did not.
-    drop(unsafe { Box::from_raw(data as *mut Connection) });
+impl Wrapped for Connection {
+    const CLASS: &'static str = "Connection";
+    const TAG: napi_type_tag = napi_type_tag { lower: 0x757e_0cf2_bb3d_2867, upper: 0x1885_97d1_a439_493e };
 }

@@ -12,6 +12,7 @@ mod net_device_class;
 mod socket_functions;
 mod switch_class;
 mod tsfn;
+mod wrapped;
 
 use std::ffi::CStr;
 use std::ptr;

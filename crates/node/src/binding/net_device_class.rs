@@ -5,9 +5,7 @@
 //! receives guest faults ('fault') and notices ('notice') from the worker threads.
 //! Fd arguments are owned by the device from the call on, also when the call throws.
 
-use std::ffi::c_void;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::ptr;
 use std::sync::{Arc, Mutex};
 
 use datapath::device::{DeviceEvent, NetDevice, VringAddrs};
@@ -16,6 +14,7 @@ use vring::RegionSpec;
 
 use super::js::*;
 use super::tsfn::Tsfn;
+use super::wrapped::{unwrap, wrap, Wrapped};
 use crate::napi_sys::*;
 
 /// The wrapped state: None once `close()` ran (workers stopped, TAP closed, fds released).
@@ -53,12 +52,7 @@ pub unsafe extern "C" fn constructor(env: napi_env, info: napi_callback_info) ->
             if let Some(port) = device.switch_port() {
                 set(env, call.this, c"portId", uint32(env, port.id)?)?;
             }
-            let native = Box::into_raw(Box::new(Device(Some(device))));
-            let status = napi_wrap(env, call.this, native as *mut c_void, Some(finalize), ptr::null_mut(), ptr::null_mut());
-            if let Err(e) = check(status) {
-                drop(Box::from_raw(native));
-                return Err(e);
-            }
+            wrap(env, call.this, Device(Some(device)))?;
             undefined(env)
         })
     }
@@ -269,7 +263,7 @@ pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            unwrap(env, call.this)?.0 = None;
+            unwrap::<Device>(env, call.this)?.0 = None;
             undefined(env)
         })
     }
@@ -322,21 +316,10 @@ fn device_error(e: datapath::device::DeviceError) -> Throw {
 /// `env` and `this` come from the running callback.
 unsafe fn open_device<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut NetDevice> {
     // SAFETY: forwarded from the caller.
-    unsafe { unwrap(env, this)? }.0.as_mut().ok_or_else(|| coded("VU_ERR_CLOSED", "the device is closed".into()))
+    unsafe { unwrap::<Device>(env, this)? }.0.as_mut().ok_or_else(|| coded("VU_ERR_CLOSED", "the device is closed".into()))
 }
 
-unsafe fn unwrap<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut Device> {
-    let mut native = ptr::null_mut();
-    // SAFETY: valid env and value (caller).
-    if unsafe { napi_unwrap(env, this, &mut native) } != NAPI_OK || native.is_null() {
-        return Err(Throw::InvalidArg("this is not a NetDevice".into()));
-    }
-    // SAFETY: only `constructor` wraps, with a `Box<Device>`, freed only by `finalize` once the
-    // object is unreachable; callbacks run one at a time on this thread, so the borrow is unique.
-    Ok(unsafe { &mut *(native as *mut Device) })
-}
-
-unsafe extern "C" fn finalize(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the `Box<Device>` from `constructor`; Node finalizes once.
-    drop(unsafe { Box::from_raw(data as *mut Device) });
+impl Wrapped for Device {
+    const CLASS: &'static str = "NetDevice";
+    const TAG: napi_type_tag = napi_type_tag { lower: 0x810f_d53c_5d7b_9376, upper: 0x84f9_513d_62b6_9925 };
 }

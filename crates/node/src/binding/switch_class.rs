@@ -5,7 +5,6 @@
 //! `removeUplink(portId)`, `inject(portId, frame)`, `close()`. Guest ports are made by
 //! `new NetDevice(switch, portName, onEvent, vlan)`.
 
-use std::ffi::c_void;
 use std::ptr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use datapath::switch::{HostPort, PortKind, StreamAddress, StreamUplink, Switch, 
 
 use super::js::*;
 use super::tsfn::Tsfn;
+use super::wrapped::{unwrap, wrap, Wrapped};
 use crate::napi_sys::*;
 
 struct SwitchHandle {
@@ -28,12 +28,7 @@ pub unsafe extern "C" fn constructor(env: napi_env, info: napi_callback_info) ->
             let mtu = get_integer(env, call.args[0], "mtu", u16::MAX as f64)? as u16;
             let aging = get_integer(env, call.args[1], "agingSeconds", 86_400.0)?;
             let handle = SwitchHandle { switch: Switch::new(mtu, Duration::from_secs_f64(aging)), uplinks: Vec::new() };
-            let native = Box::into_raw(Box::new(Some(handle)));
-            let status = napi_wrap(env, call.this, native as *mut c_void, Some(finalize), ptr::null_mut(), ptr::null_mut());
-            if let Err(e) = check(status) {
-                drop(Box::from_raw(native));
-                return Err(e);
-            }
+            wrap(env, call.this, Some(handle))?;
             undefined(env)
         })
     }
@@ -165,7 +160,7 @@ pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_
     // SAFETY: env and info of this callback.
     unsafe {
         run(env, info, |call| {
-            if let Some(handle) = unwrap(env, call.this)?.take() {
+            if let Some(handle) = unwrap::<Option<SwitchHandle>>(env, call.this)?.take() {
                 for uplink in &handle.uplinks {
                     handle.switch.remove_port(uplink.port().id);
                 }
@@ -177,21 +172,11 @@ pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_
 
 unsafe fn open<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut SwitchHandle> {
     // SAFETY: forwarded from the caller.
-    unsafe { unwrap(env, this)? }.as_mut().ok_or_else(|| coded("VU_ERR_CLOSED", "the switch is closed".into()))
+    unsafe { unwrap::<Option<SwitchHandle>>(env, this)? }.as_mut().ok_or_else(|| coded("VU_ERR_CLOSED", "the switch is closed".into()))
 }
 
-unsafe fn unwrap<'a>(env: napi_env, this: napi_value) -> JsResult<&'a mut Option<SwitchHandle>> {
-    let mut native = ptr::null_mut();
-    // SAFETY: valid env and value (caller).
-    if unsafe { napi_unwrap(env, this, &mut native) } != NAPI_OK || native.is_null() {
-        return Err(Throw::InvalidArg("this is not a Switch".into()));
-    }
-    // SAFETY: only `constructor` wraps, with a `Box<Option<SwitchHandle>>`, freed only by
-    // `finalize`; callbacks run one at a time on this thread, so the borrow is unique.
-    Ok(unsafe { &mut *(native as *mut Option<SwitchHandle>) })
-}
-
-unsafe extern "C" fn finalize(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the `Box<Option<SwitchHandle>>` from `constructor`; Node finalizes once.
-    drop(unsafe { Box::from_raw(data as *mut Option<SwitchHandle>) });
+/// None once `close()` ran.
+impl Wrapped for Option<SwitchHandle> {
+    const CLASS: &'static str = "Switch";
+    const TAG: napi_type_tag = napi_type_tag { lower: 0x8620_d8df_b518_a1e2, upper: 0x1a6a_9e7a_0d28_800f };
 }
