@@ -23,7 +23,11 @@ import { delay } from '../lib/stats.ts';
 import { mark, ratesSince } from '../lib/testpmd-window.ts';
 
 const WARMUP_MS = 1000;
-/** Distinct locally administered MACs for the two generator ports (the switch learns them). */
+/**
+ * Distinct MACs for the two virtio-user devices. Frames do not carry them: DPDK 22.11's flowgen
+ * sends every frame from 00:01:02:03:04:00 to 00:01:02:03:04:01 whatever the port (--eth-peer is
+ * not read by it; `ctl macs` shows that one station), so the switch floods an unknown destination.
+ */
 const PORT_MACS = ['02:00:00:be:00:01', '02:00:00:be:00:02'];
 
 /** One testpmd, flowgen on two virtio_user ports, forwarding on GENERATOR_CPU. */
@@ -36,8 +40,6 @@ async function startGenerator(scope: Scope, socketPaths: [string, string], frame
     fwdMode: 'flowgen',
     txpkts: [frameBytes],
     totalNumMbufs: BENCH_MBUFS,
-    // Frames go to the other port's MAC: the switch delivers them as known unicast.
-    extraArgs: [`--eth-peer=0,${PORT_MACS[1]}`, `--eth-peer=1,${PORT_MACS[0]}`],
     teardown: scope,
   });
   await generator.ready();
