@@ -18,11 +18,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bootGuest, guestMac, type Guest } from '../helpers/guest.ts';
+import { guestMac } from '../helpers/guest.ts';
 import { createTap, NetNs, privateSubnet, uniqueName, type Subnet } from '../helpers/netns.ts';
 import { mustRun } from '../helpers/proc.ts';
 import { startBackendProcess, type BackendProcess } from '../helpers/backend-process.ts';
-import { QmpClient } from '../helpers/qmp.ts';
+import { bootMigratableGuest, migrate, type MigratableGuest } from '../helpers/migratable-guest.ts';
 import { retryingQemuGuestCrashes } from '../helpers/migration-retry.ts';
 import { ctl, startSwitch, type SwitchProcess } from '../helpers/switch-process.ts';
 
@@ -47,18 +47,8 @@ interface Side {
   backend: BackendProcess;
 }
 
-interface Vm {
-  guest: Guest;
-  qmp: QmpClient;
+interface Vm extends MigratableGuest {
   side: Side;
-}
-
-interface MigrationInfo {
-  status: string;
-  'total-time'?: number;
-  downtime?: number;
-  'error-desc'?: string;
-  ram?: { transferred: number; 'dirty-sync-count': number };
 }
 
 test.before(() => {
@@ -67,9 +57,8 @@ test.before(() => {
 
 /** Starts QEMU for the guest on `side`'s back-end; with `incoming`, as a migration destination. */
 async function startVm(t: ExecutionContext, dir: string, name: string, side: Side, variant: Variant, mac: string, subnet: Subnet, incoming?: string): Promise<Vm> {
-  const qmpPath = join(dir, `${name}.qmp`);
   const mq = variant.queuePairs > 1 ? ',mq=on' : '';
-  const guest = await bootGuest({
+  const vm = await bootMigratableGuest(t, {
     name,
     netdevArgs: ['-chardev', `socket,id=c0,path=${side.backend.socketPath}`, '-netdev', `vhost-user,id=n0,chardev=c0,queues=${variant.queuePairs}`],
     // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (see DESIGN.md).
@@ -77,34 +66,10 @@ async function startVm(t: ExecutionContext, dir: string, name: string, side: Sid
     cpus: variant.queuePairs,
     guestIp: subnet.guestCidr,
     memoryMiB: MEMORY_MIB,
-    // 'max' is not migratable: QEMU 7.2 TCG corrupts the guest on the destination with it.
-    cpuModel: 'qemu64',
-    // Fewer destination-guest crashes than multi-threaded TCG in our runs (weak evidence: qemu-args.ts).
-    singleThreadedTcg: true,
-    extraQemuArgs: ['-qmp', `unix:${qmpPath},server=on,wait=off`, ...(incoming ? ['-incoming', incoming] : [])],
-    teardown: t,
+    qmpPath: join(dir, `${name}.qmp`),
+    incoming,
   });
-  const qmp = await QmpClient.connect(qmpPath);
-  t.teardown(() => qmp.close());
-  return { guest, qmp, side };
-}
-
-/** Migrates `source` into `destination` (started with -incoming `uri`) and waits for the end. */
-async function migrate(source: Vm, destination: Vm, uri: string): Promise<MigrationInfo> {
-  await source.qmp.execute('migrate', { uri });
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const info = await source.qmp.execute<MigrationInfo>('query-migrate');
-    if (info.status === 'completed') {
-      await destination.qmp.waitEvent('RESUME', 30_000);
-      return info;
-    }
-    if (info.status === 'failed' || info.status === 'cancelled') {
-      throw new Error(`migration ${info.status}: ${info['error-desc'] ?? '(no error text)'}; source log ${source.guest.logPath}, destination log ${destination.guest.logPath}`);
-    }
-    if (Date.now() > deadline) throw new Error(`migration still ${info.status} after 120 s`);
-    await sleep(100);
-  }
+  return { ...vm, side };
 }
 
 /** Two TAP back-ends whose TAPs meet on a bridge in a namespace that has the host address. */

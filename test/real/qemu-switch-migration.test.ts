@@ -15,16 +15,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bootGuest, guestMac, type Guest } from '../helpers/guest.ts';
-import { QmpClient } from '../helpers/qmp.ts';
+import { guestMac } from '../helpers/guest.ts';
+import { bootMigratableGuest, migrate, type MigratableGuest } from '../helpers/migratable-guest.ts';
 import { retryingQemuGuestCrashes } from '../helpers/migration-retry.ts';
 import type { Announce } from '../../src/cli/args.ts';
 import { addressOf, bootOnSwitch, ctl, ctlPorts, startSwitch, type SwitchProcess } from '../helpers/switch-process.ts';
-
-interface Vm {
-  guest: Guest;
-  qmp: QmpClient;
-}
 
 interface MacEntry {
   mac: string;
@@ -35,24 +30,17 @@ test.before(() => {
   if (process.getuid?.() !== 0) throw new Error('the real-QEMU tests need root');
 });
 
-/** A migratable guest (qemu64) on the switch; with `incoming`, a migration destination. */
-async function startVm(t: ExecutionContext, sw: SwitchProcess, dir: string, name: string, mac: string, incoming?: string): Promise<Vm> {
-  const qmpPath = join(dir, `${name}.qmp`);
-  const guest = await bootGuest({
+/** A migratable guest on the switch; with `incoming`, a migration destination. */
+function startVm(t: ExecutionContext, sw: SwitchProcess, dir: string, name: string, mac: string, incoming?: string): Promise<MigratableGuest> {
+  return bootMigratableGuest(t, {
     name,
     netdevArgs: ['-chardev', `socket,id=c0,path=${sw.socketPath}`, '-netdev', 'vhost-user,id=n0,chardev=c0'],
     // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (see DESIGN.md).
     deviceArgs: `virtio-net-pci,netdev=n0,mac=${mac},vectors=0`,
     guestIp: 'dhcp',
-    cpuModel: 'qemu64',
-    // Fewer destination-guest crashes than multi-threaded TCG in our runs (weak evidence: qemu-args.ts).
-    singleThreadedTcg: true,
-    extraQemuArgs: ['-qmp', `unix:${qmpPath},server=on,wait=off`, ...(incoming ? ['-incoming', incoming] : [])],
-    teardown: t,
+    qmpPath: join(dir, `${name}.qmp`),
+    incoming,
   });
-  const qmp = await QmpClient.connect(qmpPath);
-  t.teardown(() => qmp.close());
-  return { guest, qmp };
 }
 
 async function portOf(sw: SwitchProcess, mac: string): Promise<number | undefined> {
@@ -92,16 +80,7 @@ async function migrateOnSwitch(t: ExecutionContext, announce: Announce): Promise
     await peer.mustRun(`rm -f /tmp/ping.out; ping -i 0.1 ${ipA} > /tmp/ping.out 2>&1 &`);
     await sleep(1500);
   }
-  await source.qmp.execute('migrate', { uri });
-  const deadline = Date.now() + 120_000;
-  let info: { status: string; downtime?: number; 'total-time'?: number; 'error-desc'?: string };
-  for (;;) {
-    info = await source.qmp.execute('query-migrate');
-    if (info.status === 'completed') break;
-    if (info.status === 'failed' || info.status === 'cancelled' || Date.now() > deadline) throw new Error(`migration ${info.status}: ${info['error-desc'] ?? ''}`);
-    await sleep(100);
-  }
-  await destination.qmp.waitEvent('RESUME', 30_000);
+  const info = await migrate(source, destination, uri);
   // The source QEMU still exists (paused, its port still up): only the RARP can have moved the entry.
   // Each look is a `ctl` process (~0.3 s), so the time below is an upper bound.
   let movedAfterMs = -1;
