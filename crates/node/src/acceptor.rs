@@ -77,16 +77,19 @@ fn accept_loop<F: FnMut(OwnedFd)>(listener: &OwnedFd, stop: &OwnedFd, mut on_con
         if ready[1] {
             return;
         }
-        loop {
-            match accept_connection(listener.as_fd()) {
-                Ok(Some(socket)) => on_connection(socket),
-                Ok(None) => break,
-                Err(_) => {
-                    // Out of fds or memory: wait (or stop) instead of spinning on the queued peer.
-                    match poll_readable(&[stop.as_fd()], Some(ACCEPT_RETRY_DELAY)) {
-                        Ok(ready) if !ready[0] => break,
-                        _ => return,
-                    }
+        // One connection per wake-up, never "accept until EAGAIN": an inherited listener may be
+        // blocking (systemd hands sockets over so unless NonBlocking=yes, and its flags belong to
+        // an open file description systemd shares, so they are not ours to change). A second
+        // accept would then wait for the next connection, deaf to `close()`. Poll is
+        // level-triggered: connections still queued wake the next round at once.
+        match accept_connection(listener.as_fd()) {
+            Ok(Some(socket)) => on_connection(socket),
+            Ok(None) => {}
+            Err(_) => {
+                // Out of fds or memory: wait (or stop) instead of spinning on the queued peer.
+                match poll_readable(&[stop.as_fd()], Some(ACCEPT_RETRY_DELAY)) {
+                    Ok(ready) if !ready[0] => {}
+                    _ => return,
                 }
             }
         }
@@ -102,7 +105,7 @@ mod tests {
     use crate::message_reader::read_message;
     use crate::message_sender::send_message;
     use crate::test_support::{message_bytes, temp_socket_path};
-    use crate::unix_socket::{connect_unix, listen_unix};
+    use crate::unix_socket::{connect_unix, listen_unix, set_blocking};
 
     #[test]
     fn accepts_each_connection_until_closed() {
@@ -126,6 +129,31 @@ mod tests {
         // Still listening (the caller's fd is open) but nobody accepts any more.
         let _late = connect_unix(&path).unwrap();
         assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_blocking_listener_accepts_queued_connections_and_close_still_returns() {
+        // As systemd hands a socket over by default (no NonBlocking=).
+        let path = temp_socket_path("acceptor-blocking");
+        let listener = listen_unix(&path, 0o600).unwrap();
+        set_blocking(listener.as_fd()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _queued = [connect_unix(&path).unwrap(), connect_unix(&path).unwrap()];
+        let acceptor =
+            Acceptor::start(listener.as_fd(), move |socket| tx.send(socket).unwrap()).unwrap();
+        for _ in 0..2 {
+            rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        let (closed_tx, closed_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut acceptor = acceptor;
+            acceptor.close();
+            closed_tx.send(()).unwrap();
+        });
+        closed_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("close() returned: the thread is not stuck in a blocking accept");
         std::fs::remove_file(&path).unwrap();
     }
 }
