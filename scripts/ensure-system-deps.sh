@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs the Debian packages the build and the tests need, when they are missing.
 #   scripts/ensure-system-deps.sh build   — what `npm install` needs (Rust libc crate)
-#   scripts/ensure-system-deps.sh test    — plus the real peers: QEMU, DPDK, a guest kernel, busybox, iperf3
+#   scripts/ensure-system-deps.sh test    — plus the real peers: QEMU, DPDK, a guest kernel, busybox, iperf3,
+#                                           and systemd-socket-activate (socket activation)
 set -e
 need_build="librust-libc-dev"
-need_test="qemu-system-x86 dpdk busybox-static iperf3 linux-image-cloud-amd64 iproute2 cpio kmod python3"
+need_test="qemu-system-x86 dpdk busybox-static iperf3 linux-image-cloud-amd64 iproute2 cpio kmod python3 systemd"
 case "${1:-build}" in
   build) wanted="$need_build" ;;
   test) wanted="$need_build $need_test" ;;

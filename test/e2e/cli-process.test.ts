@@ -1,6 +1,7 @@
 /**
  * The `vhost-user-net` command as a user runs it: --client retries until the front-end listens
- * and reconnects after it goes; --fd serves an inherited socket; SIGTERM removes the socket file
+ * and reconnects after it goes; --fd serves an inherited socket, also one systemd's socket
+ * activation hands over; SIGTERM removes the socket file
  * and exits 0; bad options exit 2 with one clear line; --print-capabilities follows the spec.
  */
 import test from 'ava';
@@ -80,6 +81,25 @@ test.serial('--fd serves an inherited listening socket; SIGTERM exits 0 and leav
   child.kill('SIGTERM');
   t.is(await exited, 0);
   t.true(existsSync(path), 'an inherited socket is not ours to remove');
+});
+
+test.serial('systemd socket activation (docs/systemd.md): the first connection starts the back-end on the socket as fd 3 and is served', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'activated.sock');
+  const tap = await createTap(t);
+  // systemd-socket-activate does what a .socket unit does: it listens, and on the first connection
+  // execs the service with the listening socket as fd 3 (LISTEN_FDS=1).
+  const backend = await spawnLogged('systemd-socket-activate', ['-l', path, '--', process.execPath, CLI, '--fd', '3', '--tap', tap], { name: 'cli-socket-activation', teardown: t });
+  await backend.waitForOutput(/Listening on/, 20_000);
+  await sleep(200);
+  t.notRegex(backend.tail(), /serving on an inherited socket/, 'nothing runs before a front-end connects');
+  const fe = TestFrontend.connect(path);
+  t.teardown(() => fe.close());
+  await fe.negotiate();
+  t.regex(backend.tail(), /serving on an inherited socket/);
+  await backend.stop();
+  t.is(backend.exitStatus?.code, 0, 'SIGTERM (systemctl stop) exits 0');
+  t.true(existsSync(path), 'the socket stays: it belongs to the socket unit');
 });
 
 test.serial('--socket-path: SIGTERM stops the workers, removes the socket file and exits 0', async (t) => {
