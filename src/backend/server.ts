@@ -14,6 +14,7 @@
  * checked against `allowUids` before a single byte is read; a refused peer is logged and closed.
  */
 import { chownSync, existsSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import * as native from '../native.ts';
 import type { DataPlane } from '../device/data-plane.ts';
 import type { NetDevice } from '../device/net-device.ts';
@@ -84,7 +85,7 @@ export class BackendServer {
       this.listenFd = listenFd;
       log.info('serving on an inherited socket', { fd: listenFd });
     } else {
-      this.listenFd = native.listenUnix(socketPath!, socketMode);
+      this.listenFd = listenOn(socketPath!, socketMode);
       if (this.options.socketGroup !== undefined) chownSync(socketPath!, -1, this.options.socketGroup);
       log.info('listening', { socket: socketPath, mode: `0${socketMode.toString(8)}`, group: this.options.socketGroup });
     }
@@ -191,6 +192,22 @@ export class BackendServer {
   /** Connections being served now. */
   get connectionCount(): number {
     return this.active.size;
+  }
+}
+
+/**
+ * `native.listenUnix`, whose bind failure names the socket path and, for the two usual mistakes
+ * (a missing directory, one the user may not write to), says so.
+ */
+function listenOn(path: string, mode: number): number {
+  try {
+    return native.listenUnix(path, mode);
+  } catch (error) {
+    if (native.isNativeError(error) && error.syscall === 'bind') {
+      const hint = { ENOENT: ` (the directory ${dirname(path)} does not exist)`, EACCES: ` (no permission to create a file in ${dirname(path)})` }[error.errnoName ?? ''] ?? '';
+      error.message = `cannot listen on ${path}: ${error.message}${hint}`;
+    }
+    throw error;
   }
 }
 

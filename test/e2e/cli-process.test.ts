@@ -132,6 +132,15 @@ for (const [args, message] of [
   });
 }
 
+test('a socket path in a missing directory exits 1 with one line that names the directory', async (t) => {
+  const dir = tempDir(t);
+  const result = await run(process.execPath, [CLI, '--socket-path', join(dir, 'missing', 'vhost.sock'), '--control', join(dir, 'switch.ctl'), '--dhcp', 'off']);
+  t.is(result.code, 1);
+  t.true(result.stderr.includes(`cannot listen on ${join(dir, 'missing', 'vhost.sock')}`), result.stderr);
+  t.true(result.stderr.includes(`the directory ${join(dir, 'missing')} does not exist`), result.stderr);
+  t.is(result.stderr.trim().split('\n').length, 1);
+});
+
 test('--print-capabilities prints the device type as JSON', async (t) => {
   const result = await run(process.execPath, [CLI, '--print-capabilities']);
   t.is(result.code, 0);
