@@ -96,6 +96,8 @@ export interface Connection {
 export type DeviceEvent =
   /** Hostile guest: a queue pair stopped because the driver broke a ring (one per fault). */
   | { kind: 'fault'; queuePair: number; message: string }
+  /** A queue pair stopped because the host side failed (the TAP deleted under it): not the guest. */
+  | { kind: 'host-failure'; queuePair: number; message: string }
   /** Worth a log line, no action needed. */
   | { kind: 'notice'; message: string };
 

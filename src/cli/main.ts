@@ -71,6 +71,7 @@ async function runBackend(options: BackendOptions, tap: string, log: Logger): Pr
   const device = new NetDevice({ queuePairs: options.queuePairs, mac, mtu: options.mtu, guestAnnounce: options.announce === 'guest' });
   const nativeDevice = new native.NetDevice(tap, options.queuePairs, (event) => {
     if (event.kind === 'fault') log.error('guest broke a ring; queue pair stopped until the front-end resets it', { queuePair: event.queuePair, reason: event.message });
+    else if (event.kind === 'host-failure') log.error('queue pair stopped by a failure on this host until the front-end resets it', { queuePair: event.queuePair, reason: event.message });
     else log.info(event.message);
   });
   nativeDevice.setBusyPoll(options.busyPollUs);

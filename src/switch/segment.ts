@@ -68,6 +68,7 @@ export class Segment {
     const device = new NetDevice({ queuePairs: 1, mac, offloads: 'tcp', guestAnnounce: this.guestAnnounce });
     const nativeDevice = new native.NetDevice(this.switch, name, (event) => {
       if (event.kind === 'fault') this.log.error('guest broke a ring; its port is cut off until the front-end resets it', { port: name, reason: event.message });
+      else if (event.kind === 'host-failure') this.log.error('its port is cut off by a failure on this host until the front-end resets it', { port: name, reason: event.message });
       else this.log.info(event.message, { port: name });
     }, vlan);
     nativeDevice.setBusyPoll(this.busyPollUs);

@@ -13,6 +13,7 @@ import { MiniGuest } from '../helpers/mini-guest.ts';
 import { GUEST_MAC, withBackendAndNamespace } from '../helpers/backend-harness.ts';
 import { arpRequest, icmpEchoReply, icmpEchoRequest, isArpReply } from '../helpers/frames.ts';
 import * as native from '../../src/native.ts';
+import { mustRun } from '../helpers/proc.ts';
 
 const RX = 0;
 const TX = 1;
@@ -78,6 +79,21 @@ test.serial('a disconnect resets the device and the next front-end, connecting a
     t.truthy(await guest.receive((f) => isArpReply(f, subnet.hostIp)), `round ${round}`);
     fe.close();
   }
+});
+
+test.serial('a TAP deleted under a served guest stops the queue pair as a host failure, not a guest fault', async (t) => {
+  const { backend, subnet, ns, tap } = await withBackendAndNamespace(t);
+  const fe = TestFrontend.connect(backend.socketPath);
+  t.teardown(() => fe.close());
+  await fe.negotiate();
+  const guest = new MiniGuest(fe, 2048);
+  guest.postRxBuffers(64);
+  guest.send(arpRequest(GUEST_MAC, subnet.guestIp, subnet.hostIp));
+  await guest.receive((f) => isArpReply(f, subnet.hostIp));
+  await mustRun('ip', ['-n', ns.name, 'link', 'del', tap]);
+  const deadline = Date.now() + 5000;
+  while (backend.events.length === 0 && Date.now() < deadline) await sleep(20);
+  t.deepEqual(backend.events, [{ kind: 'host-failure', queuePair: 0, message: "the TAP's fd reported an error or hang-up (was the TAP deleted?)" }]);
 });
 
 test.serial('GET_VRING_BASE stops a ring where it is; SET_VRING_BASE + KICK resume it with nothing lost', async (t) => {

@@ -10,6 +10,9 @@ import { spawnLogged, type LoggedProcess, type Teardown } from './proc.ts';
 
 export const CLI = fileURLToPath(new URL('../../bin/vhost-user-net.js', import.meta.url));
 
+/** A back-end log line saying a queue pair stopped (guest fault or host failure) or a panic. */
+export const STOPPED_OR_PANICKED = /guest broke a ring|failure on this host|panick/;
+
 export interface BackendProcess {
   process: LoggedProcess;
   socketPath: string;

@@ -53,11 +53,21 @@ pub struct VringAddrs {
 pub enum DeviceEvent {
     /// **hostile** (guest): a queue pair stopped because the driver broke a ring.
     Fault { queue_pair: u16, message: String },
+    /// A queue pair stopped because something failed on the host side (the TAP deleted under it).
+    HostFailure { queue_pair: u16, message: String },
     /// Something worth a log line that needs no action (e.g. a ring resumed at the used index).
     Notice { message: String },
 }
 
 pub type EventSink = Arc<dyn Fn(DeviceEvent) + Send + Sync>;
+
+fn guest_fault(queue_pair: u16, message: String) -> DeviceEvent {
+    DeviceEvent::Fault { queue_pair, message }
+}
+
+fn host_failure(queue_pair: u16, message: String) -> DeviceEvent {
+    DeviceEvent::HostFailure { queue_pair, message }
+}
 
 #[derive(Debug)]
 pub enum DeviceError {
@@ -454,7 +464,8 @@ impl NetDevice {
             let mrg_rxbuf = has(self.features, VIRTIO_NET_F_MRG_RXBUF);
             // The port detaches a ring that broke itself (and calls this under its lock).
             let accepts = Accepts::guest(self.features);
-            port.attach_guest_rx(GuestRx::new(queue, setup.call, setup.enabled, mrg_rxbuf, hdr_len, accepts), self.fault_reporter(pair, &pair_fault, None));
+            let on_fault = self.stop_reporter(pair, &pair_fault, None, guest_fault);
+            port.attach_guest_rx(GuestRx::new(queue, setup.call, setup.enabled, mrg_rxbuf, hdr_len, accepts), on_fault);
         }
         if rx.is_none() && tx.is_none() {
             return Ok(());
@@ -469,7 +480,8 @@ impl NetDevice {
             max_rx_frame: max_rx_frame(self.features, self.mtu, hdr_len),
             counters: self.counters[pair as usize].clone(),
             // A TX fault cuts off the RX ring the switch port serves, too.
-            on_fault: self.fault_reporter(pair, &pair_fault, self.attachment.switch_port().cloned()),
+            on_fault: self.stop_reporter(pair, &pair_fault, self.attachment.switch_port().cloned(), guest_fault),
+            on_host_failure: self.stop_reporter(pair, &pair_fault, self.attachment.switch_port().cloned(), host_failure),
             pair_fault,
             busy_poll: self.busy_poll,
         };
@@ -486,10 +498,10 @@ impl NetDevice {
         }
     }
 
-    /// On the pair's first guest fault (either ring, any thread): detach `switch_rx`'s RX ring if
-    /// given, signal the pair's error eventfds (SET_VRING_ERR) and tell the control plane. Later
-    /// faults of the same pair are not reported again.
-    fn fault_reporter(&self, pair: u16, pair_fault: &Arc<PairFault>, switch_rx: Option<Arc<SwitchPort>>) -> Box<dyn Fn(String) + Send> {
+    /// On the first stop of the pair (a guest fault or a host failure, either ring, any thread):
+    /// detach `switch_rx`'s RX ring if given, signal the pair's error eventfds (SET_VRING_ERR) and
+    /// tell the control plane with `event`. Later stops of the same pair are not reported again.
+    fn stop_reporter(&self, pair: u16, pair_fault: &Arc<PairFault>, switch_rx: Option<Arc<SwitchPort>>, event: fn(u16, String) -> DeviceEvent) -> Box<dyn Fn(String) + Send> {
         let err_fds: Vec<Arc<OwnedFd>> =
             [pair * 2, pair * 2 + 1].iter().filter_map(|&i| self.vrings[i as usize].err.clone()).collect();
         let on_event = self.on_event.clone();
@@ -503,7 +515,7 @@ impl NetDevice {
                 port.detach_guest_rx();
             }
             err_fds.iter().for_each(|fd| eventfd::signal(fd));
-            on_event(DeviceEvent::Fault { queue_pair: pair, message });
+            on_event(event(pair, message));
         })
     }
 

@@ -10,7 +10,9 @@
 //!
 //! Threat model: the guest driver writes the rings concurrently and may be hostile. Any ring error
 //! stops the whole queue pair: `on_fault` is called once with one line, the kick and port fds are
-//! unregistered, and the thread parks on the control fd until `stop`.
+//! unregistered, and the thread parks on the control fd until `stop`. A failure on the host side
+//! (the TAP deleted under the worker, epoll failing) stops the pair the same way but is reported
+//! through `on_host_failure`: the guest did nothing wrong.
 
 use std::fmt;
 use std::io;
@@ -57,6 +59,8 @@ pub struct WorkerConfig {
     pub counters: Arc<Counters>,
     /// Called once, from the worker thread, with a one-line reason when the guest breaks a ring.
     pub on_fault: Box<dyn Fn(String) + Send>,
+    /// Called instead of `on_fault` when the pair stops for a host-side reason (port fd, epoll).
+    pub on_host_failure: Box<dyn Fn(String) + Send>,
     /// The pair's fault latch, shared with whatever serves its RX ring elsewhere (the switch port):
     /// once tripped, the worker stops serving at its next wake-up, as after a fault of its own.
     pub pair_fault: Arc<PairFault>,
@@ -209,6 +213,7 @@ impl Worker {
             port_watched: false,
             counters: cfg.counters,
             on_fault: cfg.on_fault,
+            on_host_failure: cfg.on_host_failure,
             pair_fault: cfg.pair_fault,
             fault: None,
             busy_poll: cfg.busy_poll,
@@ -264,6 +269,7 @@ struct QueuePair {
     port_watched: bool,
     counters: Arc<Counters>,
     on_fault: Box<dyn Fn(String) + Send>,
+    on_host_failure: Box<dyn Fn(String) + Send>,
     pair_fault: Arc<PairFault>,
     fault: Option<String>,
     busy_poll: Duration,
@@ -289,7 +295,7 @@ impl QueuePair {
             let busy = self.fault.is_none() && (rx_more || tx_more || polling);
             ready.clear();
             if let Err(e) = self.epoll.wait(if busy { 0 } else { -1 }, &mut ready) {
-                self.fail(format!("epoll_wait failed: {e}"));
+                self.fail_host(format!("epoll_wait failed: {e}"));
                 return self.report();
             }
             for r in &ready {
@@ -307,7 +313,7 @@ impl QueuePair {
                         }
                         tx_more = true;
                     }
-                    PORT if r.failed() => self.fail("port fd reported an error or hang-up".into()),
+                    PORT if r.failed() => self.fail_host("the TAP's fd reported an error or hang-up (was the TAP deleted?)".into()),
                     PORT => rx_more = true,
                     _ => {}
                 }
@@ -372,7 +378,7 @@ impl QueuePair {
             RxState::OutOfBuffers | RxState::Disabled => false,
         };
         if let Err(e) = self.watch_port(watch) {
-            self.fail(format!("cannot watch the port fd: {e}"));
+            self.fail_host(format!("cannot watch the port fd: {e}"));
         }
         false
     }
@@ -390,12 +396,22 @@ impl QueuePair {
         Ok(())
     }
 
-    /// Stops serving the pair: one report, then only the control fd is watched.
+    /// The guest broke a ring: stops serving the pair, one report, then only the control fd is
+    /// watched.
     fn fail(&mut self, reason: String) {
         if self.fault.is_some() {
             return;
         }
         (self.on_fault)(reason.clone());
+        self.stop_serving(reason);
+    }
+
+    /// As `fail`, for a failure on the host side.
+    fn fail_host(&mut self, reason: String) {
+        if self.fault.is_some() {
+            return;
+        }
+        (self.on_host_failure)(reason.clone());
         self.stop_serving(reason);
     }
 

@@ -214,6 +214,28 @@ fn looping_tx_chain_faults_once_and_parks() {
 }
 
 #[test]
+fn a_tap_deleted_under_the_worker_stops_the_pair_as_a_host_failure_not_a_guest_fault() {
+    in_fresh_netns(|| {
+        let mut rig = Rig::new(PLAIN);
+        let worker = rig.start();
+        // With RX buffers posted the worker watches the TAP's fd, which reports the deletion.
+        rig.guest_post_rx(&[&[2048], &[2048]]);
+        kick(&rig.rx_kick);
+        let deleted = std::process::Command::new("ip")
+            .args(["link", "del", rig.tap.name()])
+            .status()
+            .expect("run ip");
+        assert!(deleted.success());
+        wait_until("host failure report", || !rig.host_failures().is_empty());
+        let failures = rig.host_failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("was the TAP deleted"), "{}", failures[0]);
+        assert!(rig.faults().is_empty(), "not the guest's fault: {:?}", rig.faults());
+        assert_eq!(worker.stop().fault.as_deref(), Some(failures[0].as_str()));
+    });
+}
+
+#[test]
 fn rx_buffer_outside_guest_memory_faults_once() {
     in_fresh_netns(|| {
         let mut rig = Rig::new(PLAIN);

@@ -300,6 +300,7 @@ pub struct Rig {
     pub sock: PacketSocket,
     pub counters: Arc<Counters>,
     pub faults: Arc<Mutex<Vec<String>>>,
+    pub host_failures: Arc<Mutex<Vec<String>>>,
     /// Largest frame the TAP may deliver, header included.
     pub max_rx_frame: usize,
 }
@@ -338,6 +339,7 @@ impl Rig {
             sock,
             counters: Arc::new(Counters::new()),
             faults: Arc::new(Mutex::new(Vec::new())),
+            host_failures: Arc::new(Mutex::new(Vec::new())),
             max_rx_frame: 1500 + 26,
         }
     }
@@ -345,6 +347,7 @@ impl Rig {
     /// A worker configuration; `rx` / `tx`: None = ring not started, Some(enabled).
     pub fn config(&self, rx: Option<bool>, tx: Option<bool>) -> WorkerConfig {
         let faults = self.faults.clone();
+        let host_failures = self.host_failures.clone();
         WorkerConfig {
             memory: self.device_memory.clone(),
             rx: rx.map(|enabled| RingSetup {
@@ -365,6 +368,7 @@ impl Rig {
             max_rx_frame: self.max_rx_frame,
             counters: self.counters.clone(),
             on_fault: Box::new(move |reason| faults.lock().unwrap().push(reason)),
+            on_host_failure: Box::new(move |reason| host_failures.lock().unwrap().push(reason)),
             pair_fault: Arc::default(),
             busy_poll: std::time::Duration::ZERO,
         }
@@ -456,5 +460,9 @@ impl Rig {
 
     pub fn faults(&self) -> Vec<String> {
         self.faults.lock().unwrap().clone()
+    }
+
+    pub fn host_failures(&self) -> Vec<String> {
+        self.host_failures.lock().unwrap().clone()
     }
 }

@@ -65,18 +65,17 @@ pub unsafe extern "C" fn constructor(env: napi_env, info: napi_callback_info) ->
 unsafe fn deliver_event(env: napi_env, callbacks: &[napi_value], event: DeviceEvent) -> JsResult<()> {
     // SAFETY: as documented on this function.
     unsafe {
+        let (kind, queue_pair, message) = match event {
+            DeviceEvent::Fault { queue_pair, message } => ("fault", Some(queue_pair), message),
+            DeviceEvent::HostFailure { queue_pair, message } => ("host-failure", Some(queue_pair), message),
+            DeviceEvent::Notice { message } => ("notice", None, message),
+        };
         let value = object(env)?;
-        match event {
-            DeviceEvent::Fault { queue_pair, message } => {
-                set(env, value, c"kind", string(env, "fault")?)?;
-                set(env, value, c"queuePair", uint32(env, queue_pair as u32)?)?;
-                set(env, value, c"message", string(env, &message)?)?;
-            }
-            DeviceEvent::Notice { message } => {
-                set(env, value, c"kind", string(env, "notice")?)?;
-                set(env, value, c"message", string(env, &message)?)?;
-            }
+        set(env, value, c"kind", string(env, kind)?)?;
+        if let Some(queue_pair) = queue_pair {
+            set(env, value, c"queuePair", uint32(env, queue_pair as u32)?)?;
         }
+        set(env, value, c"message", string(env, &message)?)?;
         call(env, callbacks[0], &[value])
     }
 }
