@@ -3,7 +3,7 @@
  * negotiates with the real back-end over a real socket; frames cross a real TAP whose host end is
  * in a network namespace, and the kernel there answers ARP and ping. One body per feature variant.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FrontendRequest as R } from '../../src/protocol/requests.ts';
 import { VirtioFeature as F } from '../../src/protocol/virtio-features.ts';
@@ -14,6 +14,7 @@ import { GUEST_MAC, withBackendAndNamespace } from '../helpers/backend-harness.t
 import { arpRequest, icmpEchoReply, icmpEchoRequest, isArpReply } from '../helpers/frames.ts';
 import * as native from '../../src/native.ts';
 import { mustRun } from '../helpers/proc.ts';
+import type { Subnet } from '../helpers/netns.ts';
 
 const RX = 0;
 const TX = 1;
@@ -68,6 +69,18 @@ for (const variant of VARIANTS) {
   });
 }
 
+/** A negotiated front-end with RX buffers posted whose ARP request the host has answered. */
+async function servedGuest(t: ExecutionContext, socketPath: string, subnet: Subnet) {
+  const fe = TestFrontend.connect(socketPath);
+  t.teardown(() => fe.close());
+  await fe.negotiate();
+  const guest = new MiniGuest(fe, 2048);
+  guest.postRxBuffers(64);
+  guest.send(arpRequest(GUEST_MAC, subnet.guestIp, subnet.hostIp));
+  await guest.receive((f) => isArpReply(f, subnet.hostIp));
+  return { fe, guest };
+}
+
 test.serial('a disconnect resets the device and the next front-end, connecting at once, is served on the same TAP', async (t) => {
   const { backend, subnet } = await withBackendAndNamespace(t);
   for (let round = 0; round < 3; round++) {
@@ -83,13 +96,7 @@ test.serial('a disconnect resets the device and the next front-end, connecting a
 
 test.serial('a TAP deleted under a served guest stops the queue pair as a host failure, not a guest fault', async (t) => {
   const { backend, subnet, ns, tap } = await withBackendAndNamespace(t);
-  const fe = TestFrontend.connect(backend.socketPath);
-  t.teardown(() => fe.close());
-  await fe.negotiate();
-  const guest = new MiniGuest(fe, 2048);
-  guest.postRxBuffers(64);
-  guest.send(arpRequest(GUEST_MAC, subnet.guestIp, subnet.hostIp));
-  await guest.receive((f) => isArpReply(f, subnet.hostIp));
+  await servedGuest(t, backend.socketPath, subnet);
   await mustRun('ip', ['-n', ns.name, 'link', 'del', tap]);
   const deadline = Date.now() + 5000;
   while (backend.events.length === 0 && Date.now() < deadline) await sleep(20);
@@ -98,13 +105,7 @@ test.serial('a TAP deleted under a served guest stops the queue pair as a host f
 
 test.serial('GET_VRING_BASE stops a ring where it is; SET_VRING_BASE + KICK resume it with nothing lost', async (t) => {
   const { backend, subnet } = await withBackendAndNamespace(t);
-  const fe = TestFrontend.connect(backend.socketPath);
-  t.teardown(() => fe.close());
-  await fe.negotiate();
-  const guest = new MiniGuest(fe, 2048);
-  guest.postRxBuffers(64);
-  guest.send(arpRequest(GUEST_MAC, subnet.guestIp, subnet.hostIp));
-  await guest.receive((f) => isArpReply(f, subnet.hostIp));
+  const { fe, guest } = await servedGuest(t, backend.socketPath, subnet);
   const base = await fe.get({ request: R.GET_VRING_BASE, state: { index: TX, num: 0 } });
   t.deepEqual(base, { index: TX, num: 1 });
   // A frame queued while the ring is stopped is sent once the ring restarts.
