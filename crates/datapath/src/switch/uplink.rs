@@ -144,8 +144,17 @@ impl TapUplink {
                 }
                 // SAFETY: `buf` has `buf.len()` writable bytes.
                 let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-                if n as usize > VNET_HDR_LEN {
-                    reader_switch.forward_bytes(&reader_port, &buf[VNET_HDR_LEN..n as usize]);
+                let Ok(n) = usize::try_from(n) else {
+                    if matches!(io::Error::last_os_error().kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
+                        continue;
+                    }
+                    // The TAP is gone (deleted: EBADFD) or broken: frames toward it count as drops
+                    // from now on and `ctl ports` shows the port broken until the uplink is removed.
+                    *reader_port.sink() = super::Sink::Detached;
+                    return;
+                };
+                if n > VNET_HDR_LEN {
+                    reader_switch.forward_bytes(&reader_port, &buf[VNET_HDR_LEN..n]);
                 }
             }
         })?;
