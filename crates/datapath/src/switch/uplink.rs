@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -358,15 +358,24 @@ fn read_full(stream: &mut dyn Stream, buf: &mut [u8], stop: &AtomicBool) -> io::
     Ok(true)
 }
 
+/// Frames the host port may have handed to the control plane and not yet seen handled.
+pub const MAX_HOST_PORT_BACKLOG: usize = 1024;
+
 /// The control plane's port: frames addressed to it that it cares about (DHCP to a server, ARP)
 /// go to `deliver` (the JavaScript DHCP server); its replies come back through `Switch::forward_bytes`.
+///
+/// **hostile** (guest): any guest can send ARP as fast as its ring goes, faster than JavaScript
+/// answers. `backlog` counts the frames given to `deliver` that the receiver has not yet handled
+/// (the receiver decrements it); at MAX_HOST_PORT_BACKLOG further frames are dropped and counted
+/// on the port, so a flood costs drops, not the process's memory.
 pub struct HostPort {
     deliver: Box<dyn Fn(Vec<u8>) + Send>,
+    backlog: Arc<AtomicUsize>,
 }
 
 impl HostPort {
-    pub fn new(deliver: Box<dyn Fn(Vec<u8>) + Send>) -> HostPort {
-        HostPort { deliver }
+    pub fn new(deliver: Box<dyn Fn(Vec<u8>) + Send>, backlog: Arc<AtomicUsize>) -> HostPort {
+        HostPort { deliver, backlog }
     }
 }
 
@@ -393,6 +402,10 @@ impl FrameWriter for HostPort {
     }
 
     fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+        if self.backlog.fetch_add(1, Ordering::AcqRel) >= MAX_HOST_PORT_BACKLOG {
+            self.backlog.fetch_sub(1, Ordering::AcqRel);
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "the control plane is not keeping up"));
+        }
         (self.deliver)(frame.to_vec());
         Ok(())
     }
