@@ -45,12 +45,18 @@ export class ControlServer {
     const server = net.createServer((socket) => this.serve(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      // listen() binds synchronously: with this umask the socket file is created 0600, so there
+      // is no moment (with a permissive process umask) at which another user could connect.
+      const umask = process.umask(0o777 & ~SOCKET_MODE);
+      try {
+        server.listen(this.path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(umask);
+      }
     });
-    fs.chmodSync(this.path, SOCKET_MODE);
     this.socketIno = fs.statSync(this.path).ino;
     server.on('error', (error) => this.log?.error('control socket error', { path: this.path, reason: error.message }));
     this.server = server;

@@ -89,8 +89,15 @@ async function setUp(t: { teardown: (fn: () => unknown) => void }) {
   return { dir, socketPath, fake, server, client, ctl };
 }
 
-test('the socket is mode 0600 and removed on close', async (t) => {
-  const { socketPath, server } = await setUp(t);
+test.serial('the socket is created mode 0600 even under a permissive umask, and removed on close', async (t) => {
+  const umask = process.umask(0);
+  let socketPath: string;
+  let server: Awaited<ReturnType<typeof setUp>>['server'];
+  try {
+    ({ socketPath, server } = await setUp(t));
+  } finally {
+    process.umask(umask);
+  }
   t.is(fs.statSync(socketPath).mode & 0o777, 0o600);
   await server.close();
   t.false(fs.existsSync(socketPath));
