@@ -154,7 +154,7 @@ export interface SwitchPortInfo {
   vlan: number;
   /** Frames forwarded to the port can go somewhere: false while a guest's RX ring is not started (or broke), and once a stream uplink's peer has left. */
   attached: boolean;
-  /** toPortFrames, toPortBytes, fromPortFrames, fromPortBytes, dropNoBuffer, dropNotReady, dropRunt, dropTooBig, dropPortError, dropBadOffload, learnTableFull. */
+  /** toPortFrames, toPortBytes, fromPortFrames, fromPortBytes, dropNoBuffer, dropNotReady, dropRunt, dropTooBig, dropTagged, dropPortError, dropBadOffload, learnTableFull. */
   counters: Record<string, bigint>;
 }
 

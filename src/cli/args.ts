@@ -71,7 +71,8 @@ Switch mode:
   --uplink SPEC          tap:NAME | stream:unix:PATH | stream:tcp:HOST:PORT (QEMU's
                          socket netdev framing; repeatable)
                          (--port and --uplink take ,vlan=N: an 802.1Q access VLAN
-                         1..4094; ports only reach ports of their own VLAN)
+                         1..4094; ports only reach ports of their own VLAN, and
+                         frames that arrive tagged are dropped)
   --dhcp CIDR|off        the DHCP server's subnet (default ${DEFAULT_DHCP_CIDR})
   --control PATH         control socket for 'vhost-user-net ctl' (default next to the
                          default socket: vhost-user-net.ctl)

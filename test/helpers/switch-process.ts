@@ -26,7 +26,7 @@ export interface CtlPort {
   txFrames: string;
   rxBytes: string;
   txBytes: string;
-  /** By reason, only the non-zero ones: noBuffer, notReady, runt, tooBig, portError, badOffload. */
+  /** By reason, only the non-zero ones: noBuffer, notReady, runt, tooBig, tagged, portError, badOffload. */
   drops: Record<string, string>;
 }
 

@@ -18,6 +18,8 @@ pub struct PortCounters {
     pub drop_runt: AtomicU64,
     /// A frame from the port larger than the segment's MTU allows.
     pub drop_too_big: AtomicU64,
+    /// A VLAN-tagged frame from an access port (VLAN ≠ 0), which carries untagged frames only.
+    pub drop_tagged: AtomicU64,
     /// Writing to the port failed (uplink socket full or gone).
     pub drop_port_error: AtomicU64,
     /// An offloaded frame from the port (checksum / GSO request) that cannot be finished: an
@@ -52,6 +54,7 @@ impl PortCounters {
             ("dropNotReady", get(&self.drop_not_ready)),
             ("dropRunt", get(&self.drop_runt)),
             ("dropTooBig", get(&self.drop_too_big)),
+            ("dropTagged", get(&self.drop_tagged)),
             ("dropPortError", get(&self.drop_port_error)),
             ("dropBadOffload", get(&self.drop_bad_offload)),
             ("learnTableFull", get(&self.learn_table_full)),

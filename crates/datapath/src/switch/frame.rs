@@ -30,6 +30,11 @@ impl EthernetHeader {
         self.dst[0] & 1 != 0
     }
 
+    /// Whether the frame carries an 802.1Q / 802.1ad tag (C-tag, S-tag, or the older 0x9100).
+    pub fn is_vlan_tagged(&self) -> bool {
+        matches!(self.ether_type, 0x8100 | 0x88a8 | 0x9100)
+    }
+
     pub fn src_is_unicast(&self) -> bool {
         self.src[0] & 1 == 0 && self.src != [0; 6]
     }

@@ -280,6 +280,12 @@ impl Switch {
             PortCounters::add(&from.counters.drop_runt, 1);
             return;
         };
+        if from.vlan != 0 && eth.is_vlan_tagged() {
+            // An access port carries untagged frames only (as on OVS or a hardware switch): a tag
+            // from a guest could select another VLAN on a VLAN-aware peer behind an uplink.
+            PortCounters::add(&from.counters.drop_tagged, 1);
+            return;
+        }
         let gso = frame.offload().gso_type != vring::net_hdr::VIRTIO_NET_HDR_GSO_NONE;
         if frame.len() > if gso { MAX_GSO_FRAME } else { self.max_frame } {
             PortCounters::add(&from.counters.drop_too_big, 1);

@@ -92,6 +92,25 @@ fn vlans_do_not_leak() {
 }
 
 #[test]
+fn an_access_port_drops_and_counts_tagged_frames_the_default_segment_passes_them() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 10);
+    let (_b, b_log) = port(&sw, "b", 10);
+    let mut tagged = frame(BROADCAST, mac(1), 64);
+    tagged[12..16].copy_from_slice(&[0x81, 0x00, 0x00, 20]); // 802.1Q, VLAN 20
+    sw.forward_bytes(&a, &tagged);
+    assert_eq!(count(&b_log), 0, "a tag from an access port goes nowhere");
+    assert_eq!(a.counters.drop_tagged.load(std::sync::atomic::Ordering::Relaxed), 1);
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    assert_eq!(count(&b_log), 1, "untagged frames still cross");
+
+    let (c, _) = port(&sw, "c", 0);
+    let (_d, d_log) = port(&sw, "d", 0);
+    sw.forward_bytes(&c, &tagged);
+    assert_eq!(count(&d_log), 1, "the default segment (VLAN 0) carries tagged frames as they are");
+}
+
+#[test]
 fn runts_and_oversized_frames_are_dropped_and_counted() {
     let sw = Switch::new(1500, DEFAULT_AGING);
     let (a, _) = port(&sw, "a", 0);
