@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -181,6 +181,8 @@ impl fmt::Display for StreamAddress {
 trait Stream: Read + Write + Send {
     fn try_clone_box(&self) -> io::Result<Box<dyn Stream>>;
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Both directions, for every clone: a writer blocked on a peer that stopped reading fails.
+    fn shutdown(&self) -> io::Result<()>;
 }
 
 impl Stream for UnixStream {
@@ -190,6 +192,9 @@ impl Stream for UnixStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         UnixStream::set_read_timeout(self, timeout)
     }
+    fn shutdown(&self) -> io::Result<()> {
+        UnixStream::shutdown(self, Shutdown::Both)
+    }
 }
 
 impl Stream for TcpStream {
@@ -198,6 +203,9 @@ impl Stream for TcpStream {
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        TcpStream::shutdown(self, Shutdown::Both)
     }
 }
 
@@ -285,6 +293,9 @@ impl StreamUplink {
             let mut stream = stream;
             loop {
                 forward_until_gone(&reader_switch, &reader_port, &mut *stream, &mut buf, &stop);
+                // Ends this connection's writer thread too, also one blocked on a peer that stopped
+                // reading (it would otherwise hold the socket for the life of the process).
+                let _ = stream.shutdown();
                 // The peer left: frames to this port now count as drops until it is back.
                 *reader_port.sink() = super::Sink::Detached;
                 match reconnect(&address, &stop) {

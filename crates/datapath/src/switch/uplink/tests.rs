@@ -2,6 +2,7 @@
 //! leaves and comes back. The host port's bound on frames queued for the control plane.
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,27 @@ fn removing_an_uplink_whose_peer_is_gone_stops_its_reconnect_attempts() {
     let started = Instant::now();
     drop(uplink);
     assert!(started.elapsed() < Duration::from_secs(1), "the reader thread stopped within one read timeout");
+}
+
+#[test]
+fn removing_an_uplink_whose_peer_stopped_reading_closes_the_connection() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (b, _) = port(&sw, "b", 0);
+    let peer = Peer::listen("stalled");
+    let uplink = StreamUplink::connect(&sw, peer.address(), 0).unwrap();
+    let stalled = peer.accept();
+    // More than the socket buffer holds: the uplink's writer thread blocks in write.
+    for _ in 0..1000 {
+        sw.forward_bytes(&b, &frame(BROADCAST, mac(2), 1500));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    sw.remove_port(uplink.port.id);
+    drop(uplink);
+    // The peer never read a byte, yet it sees our end shut: nothing holds the socket any more.
+    let mut pfd = libc::pollfd { fd: stalled.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 5000) };
+    assert!(ready == 1 && pfd.revents & libc::POLLRDHUP != 0, "the connection was not shut down");
 }
 
 #[test]
