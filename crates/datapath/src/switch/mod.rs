@@ -33,7 +33,7 @@ pub use mac_table::{Learned, Mac, MacEntry, MacTable, MAX_MAC_ENTRIES};
 pub use offload::{Accepts, Finisher, OffloadError};
 use sender::Deliveries;
 pub use sender::Sender;
-pub use uplink::{FrameWriter, HostPort, StreamAddress, StreamUplink, TapUplink, Uplink, UplinkError};
+pub use uplink::{FrameWriter, HostFrame, HostPort, StreamAddress, StreamUplink, TapUplink, Uplink, UplinkError};
 
 pub type PortId = u32;
 

@@ -376,17 +376,29 @@ pub const MAX_HOST_PORT_BACKLOG: usize = 1024;
 /// go to `deliver` (the JavaScript DHCP server); its replies come back through `Switch::forward_bytes`.
 ///
 /// **hostile** (guest): any guest can send ARP as fast as its ring goes, faster than JavaScript
-/// answers. `backlog` counts the frames given to `deliver` that the receiver has not yet handled
-/// (the receiver decrements it); at MAX_HOST_PORT_BACKLOG further frames are dropped and counted
-/// on the port, so a flood costs drops, not the process's memory.
+/// answers. Every `HostFrame` handed to `deliver` holds a place in the port's backlog until it is
+/// dropped (handled); with MAX_HOST_PORT_BACKLOG outstanding, further frames are dropped and
+/// counted on the port, so a flood costs drops, not the process's memory.
 pub struct HostPort {
-    deliver: Box<dyn Fn(Vec<u8>) + Send>,
+    deliver: Box<dyn Fn(HostFrame) + Send>,
     backlog: Arc<AtomicUsize>,
 }
 
 impl HostPort {
-    pub fn new(deliver: Box<dyn Fn(Vec<u8>) + Send>, backlog: Arc<AtomicUsize>) -> HostPort {
-        HostPort { deliver, backlog }
+    pub fn new(deliver: Box<dyn Fn(HostFrame) + Send>) -> HostPort {
+        HostPort { deliver, backlog: Arc::default() }
+    }
+}
+
+/// A frame for the control plane; dropping it gives its place in the host port's backlog back.
+pub struct HostFrame {
+    pub bytes: Vec<u8>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl Drop for HostFrame {
+    fn drop(&mut self) {
+        self.backlog.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -417,7 +429,7 @@ impl FrameWriter for HostPort {
             self.backlog.fetch_sub(1, Ordering::AcqRel);
             return Err(io::Error::new(io::ErrorKind::WouldBlock, "the control plane is not keeping up"));
         }
-        (self.deliver)(frame.to_vec());
+        (self.deliver)(HostFrame { bytes: frame.to_vec(), backlog: self.backlog.clone() });
         Ok(())
     }
 }

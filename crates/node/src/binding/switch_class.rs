@@ -6,11 +6,10 @@
 //! `new NetDevice(switch, portName, onEvent, vlan)`.
 
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use datapath::switch::{HostPort, PortKind, StreamAddress, StreamUplink, Switch, TapUplink, Uplink};
+use datapath::switch::{HostFrame, HostPort, PortKind, StreamAddress, StreamUplink, Switch, TapUplink, Uplink};
 
 use super::js::*;
 use super::tsfn::Tsfn;
@@ -125,16 +124,11 @@ method!(add_stream_uplink, |env, handle, call| {
 method!(add_host_port, |env, handle, args| {
     let name = get_string(env, args.args[0], "name")?;
     let on_frame = get_function(env, args.args[1], "onFrame")?;
-    // Frames queued for JavaScript and not yet handled (bounded by HostPort).
-    let backlog = Arc::new(AtomicUsize::new(0));
-    let handled = backlog.clone();
-    // SAFETY (of the deliver closure): Tsfn calls it on the JavaScript thread with a live env.
-    let deliver = Box::new(move |env, callbacks: &[napi_value], frame: Vec<u8>| {
-        handled.fetch_sub(1, Ordering::AcqRel);
-        call(env, callbacks[0], &[uint8_array(env, &frame)?])
-    });
+    // SAFETY (of the deliver closure): Tsfn calls it on the JavaScript thread with a live env. The
+    // frame is dropped after the call, which gives its place in the host port's backlog back.
+    let deliver = Box::new(|env, callbacks: &[napi_value], frame: HostFrame| call(env, callbacks[0], &[uint8_array(env, &frame.bytes)?]));
     let tsfn = Mutex::new(Tsfn::new(env, "vhost-user-net:host-port", &[on_frame], deliver)?);
-    let writer = HostPort::new(Box::new(move |frame| tsfn.lock().unwrap_or_else(|e| e.into_inner()).call(frame)), backlog);
+    let writer = HostPort::new(Box::new(move |frame| tsfn.lock().unwrap_or_else(|e| e.into_inner()).call(frame)));
     let port = handle.switch.add_writer_port(&name, PortKind::Host, 0, Box::new(writer));
     let id = port.id;
     handle.uplinks.push(Uplink::Host(port));

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::super::tests::{count, frame, mac, port, BROADCAST};
 use super::super::{PortKind, Switch, DEFAULT_AGING};
-use super::{HostPort, StreamAddress, StreamUplink, MAX_HOST_PORT_BACKLOG};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use super::{HostFrame, HostPort, StreamAddress, StreamUplink, MAX_HOST_PORT_BACKLOG};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// A listening peer on a fresh socket path (removed when dropped).
@@ -140,21 +140,21 @@ fn removing_an_uplink_whose_peer_stopped_reading_closes_the_connection() {
 fn a_guest_flooding_arp_fills_the_host_ports_backlog_then_its_frames_are_dropped_and_counted() {
     let sw = Switch::new(1500, DEFAULT_AGING);
     let (guest, _) = port(&sw, "guest", 0);
-    let delivered = Arc::new(Mutex::new(0usize));
-    let counted = delivered.clone();
-    let backlog = Arc::new(AtomicUsize::new(0));
-    let host = HostPort::new(Box::new(move |_| *counted.lock().unwrap() += 1), backlog.clone());
+    // The control plane holds on to every frame: it handles nothing meanwhile.
+    let delivered: Arc<Mutex<Vec<HostFrame>>> = Arc::default();
+    let held = delivered.clone();
+    let host = HostPort::new(Box::new(move |frame| held.lock().unwrap().push(frame)));
     let host_port = sw.add_writer_port("host", PortKind::Host, 0, Box::new(host));
     let mut arp = frame(BROADCAST, mac(1), 60);
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    // The control plane handles nothing meanwhile (backlog never decremented).
     for _ in 0..MAX_HOST_PORT_BACKLOG + 10 {
         sw.forward_bytes(&guest, &arp);
     }
-    assert_eq!(*delivered.lock().unwrap(), MAX_HOST_PORT_BACKLOG);
+    assert_eq!(delivered.lock().unwrap().len(), MAX_HOST_PORT_BACKLOG);
     assert_eq!(host_port.counters.drop_port_error.load(Ordering::Relaxed), 10);
     // Once it handled one, one more goes through.
-    backlog.fetch_sub(1, Ordering::AcqRel);
+    drop(delivered.lock().unwrap().pop());
     sw.forward_bytes(&guest, &arp);
-    assert_eq!(*delivered.lock().unwrap(), MAX_HOST_PORT_BACKLOG + 1);
+    assert_eq!(delivered.lock().unwrap().len(), MAX_HOST_PORT_BACKLOG);
+    assert_eq!(host_port.counters.drop_port_error.load(Ordering::Relaxed), 10);
 }
