@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never FORCE_COLOR=0
 LOG_DIR=.test-artifacts/test-all
 mkdir -p "$LOG_DIR"
-passed=0 failed=0 broken_tiers=""
+passed=0 failed=0 broken_tiers="" failed_logs=""
 
 # tier NAME LOGFILE COMMAND… — runs one tier (output shown and kept), adds up its test counts.
 tier() {
@@ -29,6 +29,7 @@ tier() {
     broken_tiers="$broken_tiers [$name]"
     # A tier that fails without counting a failed test (a crash, a compile error) still counts as one.
     [ "${f:-0}" = 0 ] && failed=$((failed + 1))
+    failed_logs="$failed_logs $log"
   fi
   echo "=== $name: exit $status"
 }
@@ -56,6 +57,13 @@ tier "typecheck" "$LOG_DIR/typecheck.log" npx tsc --noEmit
 tier "typescript unit + in-process end-to-end" "$LOG_DIR/unit.log" npx ava "${UNIT_TESTS[@]}"
 tier "real peers (QEMU, DPDK)" "$LOG_DIR/real.log" npx ava --concurrency=1 "${REAL_TESTS[@]}"
 
+# A reader of the output's tail (CI keeps only the end) sees what failed, not only how many:
+# each failing tier's failed tests and ava's details (printed after its `─` line) or cargo's.
+for log in $failed_logs; do
+  echo "=== what failed in $log:"
+  grep -E '^ *✘|^test .* FAILED$|panicked at' "$log" | head -40
+  awk '/^  ─$/ {on=1} on' "$log" | head -150
+done
 [ -n "$broken_tiers" ] && echo "failing tiers:$broken_tiers"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ -z "$broken_tiers" ]
