@@ -51,6 +51,10 @@ pub struct SplitQueue {
     avail: *const u8,
     /// Host address of the used ring (4-byte aligned, 6 + 8·size bytes).
     used: *mut u8,
+    /// avail.idx as last read. The chains before it are known to be published, so popping them
+    /// reads avail.idx again only once they are used up (DPDK reads it once per burst too): the
+    /// driver keeps writing that line from its CPU, so every read of it is likely a cache miss.
+    avail_idx_seen: u16,
 }
 
 // SAFETY: the ring pointers point into mappings owned by `mem` (Send + Sync), which this queue
@@ -84,7 +88,7 @@ impl SplitQueue {
             log_addr.checked_add(used_len).ok_or(QueueError::UsedLogOverflow { log_addr, len: used_len })?;
         }
         let [desc, avail, used] = host;
-        Ok(SplitQueue { mem, state, signalled_used: None, desc, avail, used })
+        Ok(SplitQueue { mem, state, signalled_used: None, desc, avail, used, avail_idx_seen: state.next_avail })
     }
 
     /// The current value of the queue (GET_VRING_BASE, migration).
@@ -104,6 +108,12 @@ impl SplitQueue {
 
     fn size(&self) -> u16 {
         self.state.size
+    }
+
+    /// `index % size`, for ring slots and guest-given heads: the size is a power of two (`new`),
+    /// so a mask does it. A `%` here was a 16-bit division, several per chain on the hot path.
+    fn wrap(&self, index: u16) -> u16 {
+        index & (self.state.size - 1)
     }
 
     /// The u16 at byte `offset` of the avail ring (`offset` even and < 6 + 2·size).
@@ -142,12 +152,21 @@ impl SplitQueue {
         self.read_avail(2)
     }
 
-    /// avail.idx - next_avail; more than the queue size means a hostile driver.
-    pub fn avail_pending(&self) -> Result<u16, QueueError> {
-        let avail_idx = self.avail_idx();
-        let pending = avail_idx.wrapping_sub(self.state.next_avail);
+    /// avail.idx - next_avail, read now; more than the queue size means a hostile driver.
+    pub fn avail_pending(&mut self) -> Result<u16, QueueError> {
+        self.avail_idx_seen = self.avail_idx();
+        // Pairs with the driver's write barrier before its avail.idx store: the ring entries and
+        // the descriptors they name are read only after we saw the index that published them.
+        fence(Ordering::Acquire);
+        self.known_pending()
+    }
+
+    /// The chains published as of the last read of avail.idx and not popped yet.
+    fn known_pending(&self) -> Result<u16, QueueError> {
+        let pending = self.avail_idx_seen.wrapping_sub(self.state.next_avail);
+        // Checked at every pop, not only at the read: `undo_pop` moves next_avail back.
         if pending > self.size() {
-            return Err(QueueError::AvailIdxTooFarAhead { avail_idx, next_avail: self.state.next_avail, size: self.size() });
+            return Err(QueueError::AvailIdxTooFarAhead { avail_idx: self.avail_idx_seen, next_avail: self.state.next_avail, size: self.size() });
         }
         Ok(pending)
     }
@@ -161,15 +180,15 @@ impl SplitQueue {
     /// As `pop_chain`, refilling `chain` (its buffers' storage is reused: no allocation per chain
     /// on the hot path); false if no chain is available (`chain` is then unchanged).
     pub fn pop_chain_into(&mut self, chain: &mut DescChain) -> Result<bool, QueueError> {
-        let pending = self.avail_pending()?;
+        let mut pending = self.known_pending()?;
         if pending == 0 {
-            return Ok(false);
+            pending = self.avail_pending()?;
+            if pending == 0 {
+                return Ok(false);
+            }
         }
-        // Pairs with the driver's write barrier before its avail.idx store: the ring entry and the
-        // descriptors it names are read only after we saw the index that published them.
-        fence(Ordering::Acquire);
         self.prefetch_ahead(pending);
-        let slot = u64::from(self.state.next_avail % self.size());
+        let slot = u64::from(self.wrap(self.state.next_avail));
         let head = self.read_avail(4 + 2 * slot);
         walk_chain(&self.mem, DescTable::Host(self.desc), self.size(), head, chain)?;
         self.state.next_avail = self.state.next_avail.wrapping_add(1);
@@ -183,8 +202,8 @@ impl SplitQueue {
     /// Only hints: a descriptor the guest rewrites meanwhile is read again, checked, when popped.
     fn prefetch_ahead(&self, pending: u16) {
         let head_at = |ahead: u16| {
-            let slot = u64::from(self.state.next_avail.wrapping_add(ahead) % self.size());
-            self.read_avail(4 + 2 * slot) % self.size()
+            let slot = u64::from(self.wrap(self.state.next_avail.wrapping_add(ahead)));
+            self.wrap(self.read_avail(4 + 2 * slot))
         };
         if pending > PREFETCH_DESC_AHEAD {
             let head = head_at(PREFETCH_DESC_AHEAD);
@@ -215,7 +234,7 @@ impl SplitQueue {
         if head >= self.size() {
             return Err(QueueError::UsedHeadOutOfRange { head, size: self.size() });
         }
-        let slot = u64::from(self.state.next_used % self.size());
+        let slot = u64::from(self.wrap(self.state.next_used));
         // struct virtq_used_elem { le32 id; le32 len; } (4-byte aligned: two u32 stores).
         let offset = 4 + 8 * slot;
         self.store_used(offset, u32::from(head).to_le());

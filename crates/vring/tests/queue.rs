@@ -150,9 +150,22 @@ fn rejects_avail_idx_more_than_size_ahead() {
     assert_eq!(queue.avail_pending().unwrap(), 8, "exactly size ahead is allowed");
     driver.set_avail_idx(9);
     let expected = QueueError::AvailIdxTooFarAhead { avail_idx: 9, next_avail: 0, size: 8 };
-    assert_eq!(pop_err(&mut queue), expected);
     assert_eq!(queue.avail_pending().unwrap_err(), expected);
+    assert_eq!(pop_err(&mut queue), expected);
     assert_eq!(queue.enable_notification().unwrap_err(), expected);
+}
+
+#[test]
+fn pops_the_chains_it_saw_published_then_reads_avail_idx_again() {
+    let (_g, mut driver, mut queue) = setup(8, false);
+    let heads = [driver.add_desc_chain(&[(0x8000, 100, false)]), driver.add_desc_chain(&[(0x9000, 100, false)])];
+    driver.publish_avail();
+    assert_eq!(pop(&mut queue).head, heads[0]);
+    // avail.idx is not read again while chains it published are left: a bad index written
+    // meanwhile is seen (and rejected) at the next read, once those are popped.
+    driver.set_avail_idx(100);
+    assert_eq!(pop(&mut queue).head, heads[1]);
+    assert_eq!(pop_err(&mut queue), QueueError::AvailIdxTooFarAhead { avail_idx: 100, next_avail: 2, size: 8 });
 }
 
 #[test]
