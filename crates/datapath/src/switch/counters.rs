@@ -20,6 +20,9 @@ pub struct PortCounters {
     pub drop_too_big: AtomicU64,
     /// A VLAN-tagged frame from an access port (VLAN ≠ 0), which carries untagged frames only.
     pub drop_tagged: AtomicU64,
+    /// A frame from the port whose source MAC it may not send from (`MacLocks`): another MAC
+    /// than the port's locked one, or one locked to another port.
+    pub drop_spoofed: AtomicU64,
     /// Writing to the port failed (uplink socket full or gone).
     pub drop_port_error: AtomicU64,
     /// An offloaded frame from the port (checksum / GSO request) that cannot be finished: an
@@ -55,6 +58,7 @@ impl PortCounters {
             ("dropRunt", get(&self.drop_runt)),
             ("dropTooBig", get(&self.drop_too_big)),
             ("dropTagged", get(&self.drop_tagged)),
+            ("dropSpoofed", get(&self.drop_spoofed)),
             ("dropPortError", get(&self.drop_port_error)),
             ("dropBadOffload", get(&self.drop_bad_offload)),
             ("learnTableFull", get(&self.learn_table_full)),

@@ -16,6 +16,7 @@
 mod counters;
 mod frame;
 mod guest_rx;
+mod mac_locks;
 mod mac_table;
 mod offload;
 mod sender;
@@ -29,6 +30,7 @@ use std::time::Duration;
 pub use counters::{PortCounters, PortCountersSnapshot};
 pub use frame::{skip_bytes, EthernetHeader, Frame};
 pub use guest_rx::{DeliverError, GuestRx};
+use mac_locks::MacLocks;
 pub use mac_table::{Learned, Mac, MacEntry, MacTable, MAX_MAC_ENTRIES};
 pub use offload::{Accepts, Finisher, OffloadError};
 use sender::Deliveries;
@@ -186,6 +188,8 @@ pub struct Switch {
     /// Bumped after every change of `ports`, so a forwarder knows its copy is out of date.
     ports_generation: AtomicU64,
     macs: MacTable,
+    /// Port security: MACs locked to ports.
+    locks: MacLocks,
     next_id: AtomicU32,
     /// Largest frame (Ethernet header and one VLAN tag included) the segment carries.
     max_frame: usize,
@@ -198,6 +202,7 @@ impl Switch {
             ports: RwLock::default(),
             ports_generation: AtomicU64::new(0),
             macs: MacTable::new(aging),
+            locks: MacLocks::default(),
             next_id: AtomicU32::new(1),
             max_frame: mtu as usize + 18,
         })
@@ -255,6 +260,7 @@ impl Switch {
         if let Some(port) = removed {
             *port.sink() = Sink::Detached;
         }
+        self.locks.unlock(id);
         self.macs.forget_port(id);
     }
 
@@ -266,9 +272,48 @@ impl Switch {
         self.macs.entries()
     }
 
-    /// Points `mac` at `port` at once (a RARP/GARP announcing a moved guest).
+    /// Points `mac` at `port` at once (a RARP/GARP announcing a moved guest), unless the port
+    /// may not send from `mac` (`MacLocks`): that counts as a spoofed frame.
     pub fn announce(&self, port: &SwitchPort, mac: Mac) {
+        if !self.locks.allows(port.id, mac) {
+            PortCounters::add(&port.counters.drop_spoofed, 1);
+            return;
+        }
         self.macs.assign(port.vlan, mac, port.id);
+    }
+
+    /// Locks `port` to `mac` (port security, see `MacLocks`).
+    pub fn lock_mac(&self, port: PortId, mac: Mac) {
+        self.locks.lock(port, mac);
+    }
+
+    /// Reserves `mac` for a port to lock later (see `MacLocks`).
+    pub fn reserve_mac(&self, mac: Mac) {
+        self.locks.reserve(mac);
+    }
+
+    /// Ends one `reserve_mac` of `mac`.
+    pub fn release_mac(&self, mac: Mac) {
+        self.locks.release(mac);
+    }
+
+    /// The MAC `port` is locked to, if any.
+    pub fn locked_mac(&self, port: PortId) -> Option<Mac> {
+        self.locks.of_port(port)
+    }
+
+    /// Whether `from` may send from `src` (`MacLocks`), answered from `memo` while the locks are
+    /// unchanged: a port sends from one MAC frame after frame, so the lookup is rare.
+    fn source_allowed(&self, from: PortId, src: Mac, memo: &mut Option<(Mac, u64)>) -> bool {
+        let generation = self.locks.generation();
+        if generation == 0 || *memo == Some((src, generation)) {
+            return true;
+        }
+        let allowed = self.locks.allows(from, src);
+        if allowed {
+            *memo = Some((src, generation));
+        }
+        allowed
     }
 
     /// Forwards one frame (no virtio-net header) that arrived from `from`. `sender` is the
@@ -284,6 +329,10 @@ impl Switch {
             // An access port carries untagged frames only (as on OVS or a hardware switch): a tag
             // from a guest could select another VLAN on a VLAN-aware peer behind an uplink.
             PortCounters::add(&from.counters.drop_tagged, 1);
+            return;
+        }
+        if !self.source_allowed(from.id, eth.src, &mut sender.allowed_src) {
+            PortCounters::add(&from.counters.drop_spoofed, 1);
             return;
         }
         let gso = frame.offload().gso_type != vring::net_hdr::VIRTIO_NET_HDR_GSO_NONE;

@@ -30,6 +30,8 @@ pub struct Sender {
     /// The MAC table's clock, read at the batch's first frame: a batch lasts microseconds and
     /// aging counts in seconds, so its frames share one reading (no clock read per frame).
     pub(super) batch_now: Option<u64>,
+    /// The last source MAC the port locks allowed from this port, with their generation then.
+    pub(super) allowed_src: Option<(Mac, u64)>,
 }
 
 impl Sender {

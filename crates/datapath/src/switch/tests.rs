@@ -243,3 +243,101 @@ fn a_sender_counts_its_frames_on_its_port_when_it_publishes() {
     sender.publish(&a);
     assert_eq!(from_frames(&a), 10);
 }
+
+fn drops_spoofed(port: &SwitchPort) -> u64 {
+    port.counters.drop_spoofed.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn a_port_locked_to_a_mac_sends_only_from_it() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (_b, b_log) = port(&sw, "b", 0);
+    sw.lock_mac(a.id, mac(1));
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(9), 60));
+    assert_eq!(count(&b_log), 1, "only the frame from the locked MAC crosses");
+    assert_eq!(drops_spoofed(&a), 1);
+    assert_eq!(sw.locked_mac(a.id), Some(mac(1)));
+}
+
+#[test]
+fn no_other_port_sends_from_a_locked_mac_nor_takes_its_traffic() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, a_log) = port(&sw, "a", 0);
+    let (b, b_log) = port(&sw, "b", 0);
+    let (c, _) = port(&sw, "c", 0);
+    sw.lock_mac(a.id, mac(1));
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    // b claims a's MAC, by a frame and by an announcement (a RARP after a migration).
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(1), 60));
+    sw.announce(&b, mac(1));
+    assert_eq!(drops_spoofed(&b), 2);
+    assert_eq!(count(&a_log), 0, "b's frame from a's MAC went nowhere");
+    sw.forward_bytes(&c, &frame(mac(1), mac(3), 60));
+    assert_eq!((count(&a_log), count(&b_log)), (1, 1), "a's traffic still goes to a only (b saw a's broadcast)");
+    // Other MACs are as free as ever.
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(2), 60));
+    assert_eq!(drops_spoofed(&b), 2);
+}
+
+#[test]
+fn two_ports_locked_to_one_mac_both_send_from_it_as_a_migrating_guest_does() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (source, source_log) = port(&sw, "vm1-source", 0);
+    let (destination, destination_log) = port(&sw, "vm1-destination", 0);
+    let (peer, _) = port(&sw, "peer", 0);
+    sw.lock_mac(source.id, mac(1));
+    sw.lock_mac(destination.id, mac(1));
+    sw.forward_bytes(&source, &frame(BROADCAST, mac(1), 60));
+    sw.announce(&destination, mac(1));
+    sw.forward_bytes(&peer, &frame(mac(1), mac(3), 60));
+    assert_eq!((count(&source_log), count(&destination_log)), (0, 2), "the station moved to the destination");
+    assert_eq!(drops_spoofed(&destination), 0);
+}
+
+#[test]
+fn a_lock_added_while_a_port_sends_applies_from_its_next_frame_and_ends_with_the_locked_port() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (b, _) = port(&sw, "b", 0);
+    let (c, c_log) = port(&sw, "c", 0);
+    sw.lock_mac(c.id, mac(3)); // locks exist from the start: b's sender remembers its answer
+    let bytes = frame(BROADCAST, mac(1), 60);
+    let iov = [libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() }];
+    // SAFETY: `bytes` outlives every use of the frame below.
+    let frame_from_mac1 = unsafe { Frame::new(&iov) };
+    // One sender across frames, as a guest's TX worker keeps it: its memo must not outlive a lock.
+    let mut sender = Sender::default();
+    sw.forward(&b, &frame_from_mac1, &mut sender);
+    sw.lock_mac(a.id, mac(1));
+    sw.forward(&b, &frame_from_mac1, &mut sender);
+    sender.publish(&b);
+    assert_eq!((count(&c_log), drops_spoofed(&b)), (1, 1));
+    sw.remove_port(a.id);
+    sw.forward(&b, &frame_from_mac1, &mut sender);
+    sender.publish(&b);
+    assert_eq!((count(&c_log), drops_spoofed(&b)), (2, 1), "the lock went with its port");
+}
+
+#[test]
+fn a_reserved_mac_is_nobodys_until_a_port_locks_it_and_free_once_released() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (b, b_log) = port(&sw, "b", 0);
+    // A named port whose guest is away keeps its MAC reserved; here twice (two named ports).
+    sw.reserve_mac(mac(1));
+    sw.reserve_mac(mac(1));
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    assert_eq!((count(&b_log), drops_spoofed(&a)), (0, 1));
+    sw.lock_mac(a.id, mac(1));
+    sw.forward_bytes(&a, &frame(BROADCAST, mac(1), 60));
+    assert_eq!(count(&b_log), 1, "the port locked to it sends from it");
+    sw.remove_port(a.id);
+    sw.release_mac(mac(1));
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(1), 60));
+    assert_eq!(drops_spoofed(&b), 1, "still reserved once");
+    sw.release_mac(mac(1));
+    sw.forward_bytes(&b, &frame(BROADCAST, mac(1), 60));
+    assert_eq!(drops_spoofed(&b), 1, "released: anybody's again");
+}

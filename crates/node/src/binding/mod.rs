@@ -51,6 +51,9 @@ const SWITCH_METHODS: &[(&CStr, Callback)] = &[
     (c"addStreamUplink", switch_class::add_stream_uplink),
     (c"addHostPort", switch_class::add_host_port),
     (c"removeUplink", switch_class::remove_uplink),
+    (c"lockMac", switch_class::lock_mac),
+    (c"reserveMac", switch_class::reserve_mac),
+    (c"releaseMac", switch_class::release_mac),
     (c"inject", switch_class::inject),
     (c"close", switch_class::close),
 ];

@@ -2,7 +2,8 @@
 //!
 //! `new Switch(mtu, agingSeconds)`; `ports()`, `macs()`; `addTapUplink(name, vlan)`,
 //! `addStreamUplink(address, vlan)` ('unix:PATH' | 'tcp:HOST:PORT'), `addHostPort(name, onFrame)`,
-//! `removeUplink(portId)`, `inject(portId, frame)`, `close()`. Guest ports are made by
+//! `removeUplink(portId)`, `lockMac(portId, mac)`, `reserveMac(mac)`, `releaseMac(mac)`,
+//! `inject(portId, frame)`, `close()`. Guest ports are made by
 //! `new NetDevice(switch, portName, onEvent, vlan)`.
 
 use std::ptr;
@@ -57,7 +58,12 @@ macro_rules! method {
     };
 }
 
-// `ports()` → [{ id, name, kind, vlan, attached, counters: { name: bigint } }].
+/// 'aa:bb:cc:dd:ee:ff'.
+fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+// `ports()` → [{ id, name, kind, vlan, lockedMac?, attached, counters: { name: bigint } }].
 method!(ports, |env, handle, _call| {
     let ports = handle.switch.ports();
     let mut array = ptr::null_mut();
@@ -68,6 +74,9 @@ method!(ports, |env, handle, _call| {
         set(env, row, c"name", string(env, &port.name)?)?;
         set(env, row, c"kind", string(env, &port.kind.to_string())?)?;
         set(env, row, c"vlan", uint32(env, port.vlan as u32)?)?;
+        if let Some(mac) = handle.switch.locked_mac(port.id) {
+            set(env, row, c"lockedMac", string(env, &format_mac(&mac))?)?;
+        }
         set(env, row, c"attached", boolean(env, port.is_attached())?)?;
         let counters = object(env)?;
         for (name, value) in port.counters.snapshot() {
@@ -87,8 +96,7 @@ method!(macs, |env, handle, _call| {
     check(napi_create_array_with_length(env, entries.len(), &mut array))?;
     for (i, e) in entries.iter().enumerate() {
         let row = object(env)?;
-        let mac = e.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-        set(env, row, c"mac", string(env, &mac)?)?;
+        set(env, row, c"mac", string(env, &format_mac(&e.mac))?)?;
         set(env, row, c"vlan", uint32(env, e.vlan as u32)?)?;
         set(env, row, c"portId", uint32(env, e.port)?)?;
         set(env, row, c"ageMs", uint32(env, e.age.as_millis().min(u32::MAX as u128) as u32)?)?;
@@ -142,6 +150,41 @@ method!(remove_uplink, |env, handle, call| {
     };
     handle.switch.remove_port(id);
     handle.uplinks.remove(position);
+    undefined(env)
+});
+
+/// A NIC's MAC from JavaScript: 6 bytes, unicast.
+unsafe fn get_mac(env: napi_env, value: napi_value) -> JsResult<[u8; 6]> {
+    // SAFETY: forwarded from the caller (env and value of the running callback).
+    let bytes = unsafe { get_bytes(env, value, "mac")? };
+    let mac: [u8; 6] = bytes.try_into().map_err(|_| coded("VU_ERR_INVALID_ARG", "mac: not 6 bytes".into()))?;
+    if mac[0] & 1 != 0 {
+        return Err(coded("VU_ERR_INVALID_ARG", format!("mac: {} is multicast; a NIC's MAC is unicast", format_mac(&mac))));
+    }
+    Ok(mac)
+}
+
+// `lockMac(portId, mac)`: port security for the port: it sends only from `mac`, and no other port
+// does.
+method!(lock_mac, |env, handle, call| {
+    let id = get_integer(env, call.args[0], "portId", u32::MAX as f64)? as u32;
+    let mac = get_mac(env, call.args[1])?;
+    if !handle.switch.ports().iter().any(|p| p.id == id) {
+        return Err(coded("VU_ERR_NO_SUCH_PORT", format!("no port with id {id}")));
+    }
+    handle.switch.lock_mac(id, mac);
+    undefined(env)
+});
+
+// `reserveMac(mac)`: no port without a lock of its own sends from `mac` until `releaseMac(mac)`
+// (a named port's MAC while its guest is away).
+method!(reserve_mac, |env, handle, call| {
+    handle.switch.reserve_mac(get_mac(env, call.args[0])?);
+    undefined(env)
+});
+
+method!(release_mac, |env, handle, call| {
+    handle.switch.release_mac(get_mac(env, call.args[0])?);
     undefined(env)
 });
 
