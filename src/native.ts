@@ -152,9 +152,11 @@ export interface SwitchPortInfo {
   name: string;
   kind: 'vhost-user' | 'tap' | 'stream' | 'host';
   vlan: number;
+  /** Port security: the one MAC the port sends from, which no other port sends from. */
+  lockedMac?: string;
   /** Frames forwarded to the port can go somewhere: false while a guest's RX ring is not started (or broke), and once a stream uplink's peer has left. */
   attached: boolean;
-  /** toPortFrames, toPortBytes, fromPortFrames, fromPortBytes, dropNoBuffer, dropNotReady, dropRunt, dropTooBig, dropTagged, dropPortError, dropBadOffload, learnTableFull. */
+  /** toPortFrames, toPortBytes, fromPortFrames, fromPortBytes, dropNoBuffer, dropNotReady, dropRunt, dropTooBig, dropTagged, dropSpoofed, dropPortError, dropBadOffload, learnTableFull. */
   counters: Record<string, bigint>;
 }
 
@@ -179,6 +181,11 @@ export interface Switch {
   /** Frames for the control plane (DHCP to a server, ARP) reach `onFrame`. */
   addHostPort(name: string, onFrame: (frame: Uint8Array) => void): number;
   removeUplink(portId: number): void;
+  /** Port security for the port: it sends only from `mac` (6 bytes, unicast), and no other port does. */
+  lockMac(portId: number, mac: Uint8Array): void;
+  /** No port without a lock of its own sends from `mac` until `releaseMac(mac)` (a named port's MAC while its guest is away). */
+  reserveMac(mac: Uint8Array): void;
+  releaseMac(mac: Uint8Array): void;
   /** Sends a frame into the switch from a host port. */
   inject(portId: number, frame: Uint8Array): void;
   close(): void;

@@ -8,6 +8,15 @@ import { defaultAllowUids } from '../backend/access.ts';
 import { lookupGroupId } from './group-id.ts';
 import { defaultControlPath, defaultSocketPath } from '../switch/default-paths.ts';
 
+/** A named switch port (`--port NAME=PATH[,vlan=N][,mac=MAC]`). */
+export interface SwitchPortOption {
+  name: string;
+  path: string;
+  vlan: number;
+  /** Port security: the guest on it sends only from this MAC, and no other port does. */
+  lockedMac?: MacAddress;
+}
+
 export interface BackendOptions {
   mode: 'run';
   /** Listen (server) or connect (client) here; undefined with --fd. */
@@ -19,8 +28,8 @@ export interface BackendOptions {
   /** The dedicated one-guest TAP back-end; undefined: the userspace switch. */
   tap?: string;
   queuePairs: number;
-  /** Switch mode: named single-guest sockets (`--port NAME=PATH[,vlan=N]`). */
-  ports: { name: string; path: string; vlan: number }[];
+  /** Switch mode: named single-guest sockets (`--port NAME=PATH[,vlan=N][,mac=MAC]`). */
+  ports: SwitchPortOption[];
   /** Switch mode: `tap:NAME`, `stream:unix:PATH`, `stream:tcp:HOST:PORT`, each with an optional access VLAN. */
   uplinks: { spec: string; vlan: number }[];
   /** Switch mode: the DHCP server's subnet, or 'off'. */
@@ -73,6 +82,8 @@ Switch mode:
                          (--port and --uplink take ,vlan=N: an 802.1Q access VLAN
                          1..4094; ports only reach ports of their own VLAN, and
                          frames that arrive tagged are dropped)
+                         (--port takes ,mac=MAC: port security; the guest on it
+                         sends only from MAC, and no other port sends from MAC)
   --dhcp CIDR|off        the DHCP server's subnet (default ${DEFAULT_DHCP_CIDR})
   --control PATH         control socket for 'vhost-user-net ctl' (default next to the
                          default socket: vhost-user-net.ctl)
@@ -129,11 +140,29 @@ function parseGroup(text: string, lookup: (name: string) => number | undefined):
   return gid;
 }
 
-/** `SPEC[,vlan=N]`: an 802.1Q access VLAN (1..4094) for a switch port; 0 is the untagged segment. */
-function splitVlan(text: string, flag: string): { body: string; vlan: number } {
-  const match = /^(.*),vlan=(\d+)$/.exec(text);
-  if (!match) return { body: text, vlan: 0 };
-  return { body: match[1], vlan: parseInteger(match[2], `${flag} vlan`, 1, 4094) };
+/**
+ * `SPEC[,vlan=N][,mac=MAC]` (options in any order, each once; `allowed` says which `flag` takes):
+ * an 802.1Q access VLAN (1..4094; 0, the default, is the untagged segment) and a MAC the port is
+ * locked to (port security).
+ */
+function splitPortOptions(text: string, flag: string, allowed: readonly ('vlan' | 'mac')[]): { body: string; vlan: number; lockedMac?: MacAddress } {
+  let body = text;
+  let vlan: number | undefined;
+  let lockedMac: MacAddress | undefined;
+  for (let match; (match = /^(.*),(vlan|mac)=([^,]*)$/.exec(body)); body = match[1]) {
+    const [, , key, setting] = match;
+    if (!allowed.includes(key as 'vlan' | 'mac')) throw new UsageError(`${flag}: ,${key}= is not an option of ${flag} (it takes ${allowed.map((a) => `,${a}=`).join(' ')})`);
+    if ((key === 'vlan' && vlan !== undefined) || (key === 'mac' && lockedMac)) throw new UsageError(`${flag}: ,${key}= is given twice`);
+    if (key === 'vlan') vlan = parseInteger(setting, `${flag} vlan`, 1, 4094);
+    else {
+      try {
+        lockedMac = parseMac(setting);
+      } catch (error) {
+        throw new UsageError(`${flag} mac: ${(error as Error).message}`);
+      }
+    }
+  }
+  return { body, vlan: vlan ?? 0, lockedMac };
 }
 
 function parseUidList(text: string): number[] {
@@ -146,7 +175,7 @@ function parseUidList(text: string): number[] {
  */
 export function parseArgs(argv: string[], lookupGroup: (name: string) => number | undefined = lookupGroupId): CliCommand {
   if (argv[0] === 'ctl') return { mode: 'ctl', argv: argv.slice(1) };
-  const opts: Partial<BackendOptions> & { client: boolean; queuePairs: number; socketMode: number; allowUids: number[]; ports: { name: string; path: string; vlan: number }[]; uplinks: { spec: string; vlan: number }[]; dhcp: string; announce: Announce; busyPollUs: number } = {
+  const opts: Partial<BackendOptions> & { client: boolean; queuePairs: number; socketMode: number; allowUids: number[]; ports: SwitchPortOption[]; uplinks: { spec: string; vlan: number }[]; dhcp: string; announce: Announce; busyPollUs: number } = {
     ports: [],
     uplinks: [],
     dhcp: DEFAULT_DHCP_CIDR,
@@ -210,15 +239,15 @@ export function parseArgs(argv: string[], lookupGroup: (name: string) => number 
         opts.allowUids = parseUidList(value());
         break;
       case '--port': {
-        const { body, vlan } = splitVlan(value(), '--port');
+        const { body, vlan, lockedMac } = splitPortOptions(value(), '--port', ['vlan', 'mac']);
         const match = /^([A-Za-z0-9_.-]{1,64})=(.+)$/.exec(body);
         if (!match) throw new UsageError(`--port: '${body}' is not NAME=PATH (NAME: letters, digits, _ . -)`);
         if (opts.ports.some((p) => p.name === match[1])) throw new UsageError(`--port: the name '${match[1]}' is used twice`);
-        opts.ports.push({ name: match[1], path: match[2], vlan });
+        opts.ports.push({ name: match[1], path: match[2], vlan, ...(lockedMac && { lockedMac }) });
         break;
       }
       case '--uplink': {
-        const { body, vlan } = splitVlan(value(), '--uplink');
+        const { body, vlan } = splitPortOptions(value(), '--uplink', ['vlan']);
         if (!/^(tap:.+|stream:unix:.+|stream:tcp:.+:\d+)$/.test(body)) throw new UsageError(`--uplink: '${body}' is not tap:NAME, stream:unix:PATH or stream:tcp:HOST:PORT`);
         opts.uplinks.push({ spec: body, vlan });
         break;

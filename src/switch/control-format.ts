@@ -32,6 +32,7 @@ interface PortRow {
   name: string;
   kind: string;
   mac?: string;
+  macLocked?: boolean;
   vlan?: number;
   state: string;
   rxFrames: string;
@@ -67,7 +68,7 @@ const PORT_COLUMNS: Column<PortRow>[] = [
   { header: 'NAME', value: (p) => text(p.name) },
   { header: 'KIND', value: (p) => text(p.kind) },
   { header: 'STATE', value: (p) => text(p.state) },
-  { header: 'MAC', value: (p) => text(p.mac) },
+  { header: 'MAC', value: (p) => (p.macLocked ? `${p.mac} (locked)` : text(p.mac)) },
   { header: 'VLAN', align: 'right', value: (p) => text(p.vlan) },
   { header: 'RX-FRAMES', align: 'right', value: (p) => text(p.rxFrames) },
   { header: 'RX-BYTES', align: 'right', value: (p) => text(p.rxBytes) },

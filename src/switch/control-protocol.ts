@@ -16,6 +16,8 @@ export interface PortInfo {
   name: string;
   kind: 'vhost-user' | 'tap' | 'stream';
   mac?: string;
+  /** Port security: the port sends only from `mac`, and no other port does (`--port …,mac=`). */
+  macLocked?: boolean;
   vlan?: number;
   state: 'connected' | 'waiting' | 'broken';
   rxFrames: bigint;

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as native from '../native.ts';
 import { NetDevice } from '../device/net-device.ts';
 import { NativeDataPlane } from '../device/native-data-plane.ts';
-import { formatMac, randomMac } from '../device/mac.ts';
+import { formatMac, randomMac, type MacAddress } from '../device/mac.ts';
 import type { AttachedDevice } from '../backend/server.ts';
 import type { Logger } from '../log.ts';
 import { DhcpServer } from './dhcp-server.ts';
@@ -62,9 +62,13 @@ export class Segment {
     for (const reply of this.dhcp.handleFrame(frame)) this.switch.inject(this.hostPortId, reply);
   }
 
-  /** A new guest port for one vhost-user connection; detaching removes the port. */
-  attachGuest(name: string, vlan = 0): AttachedDevice {
-    const mac = randomMac((n) => randomBytes(n));
+  /**
+   * A new guest port for one vhost-user connection; detaching removes the port. With
+   * `lockedMac` the port sends only from that MAC, and no other port does (port security); the
+   * device offers it as its MAC too.
+   */
+  attachGuest(name: string, vlan = 0, lockedMac?: MacAddress): AttachedDevice {
+    const mac = lockedMac ?? randomMac((n) => randomBytes(n));
     const device = new NetDevice({ queuePairs: 1, mac, offloads: 'tcp', guestAnnounce: this.guestAnnounce });
     const nativeDevice = new native.NetDevice(this.switch, name, (event) => {
       if (event.kind === 'fault') this.log.error('guest broke a ring; its port is cut off until the front-end resets it', { port: name, reason: event.message });
@@ -73,6 +77,7 @@ export class Segment {
     }, vlan);
     nativeDevice.setBusyPoll(this.busyPollUs);
     const portId = nativeDevice.portId!;
+    if (lockedMac) this.switch.lockMac(portId, lockedMac);
     this.guests.set(portId, { name, mac: formatMac(mac), device: nativeDevice });
     return {
       name,
@@ -121,6 +126,7 @@ export class Segment {
           name: p.name,
           kind: p.kind as PortInfo['kind'],
           mac: guest?.mac,
+          macLocked: p.lockedMac !== undefined || undefined,
           vlan: p.vlan || undefined,
           // A guest port lives as long as its connection; an uplink whose peer left stays listed, broken.
           state: guest || p.attached ? ('connected' as const) : ('broken' as const),

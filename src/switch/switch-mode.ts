@@ -5,6 +5,7 @@
  */
 import type { BackendOptions } from '../cli/args.ts';
 import { BackendServer, type AttachedDevice } from '../backend/server.ts';
+import { formatMac, type MacAddress } from '../device/mac.ts';
 import type { Logger } from '../log.ts';
 import { ControlServer } from './control-server.ts';
 import { ControlError, type PortInfo, type SwitchControl } from './control-protocol.ts';
@@ -15,7 +16,7 @@ const DEFAULT_MTU = 1500;
 export class SwitchMode implements SwitchControl {
   readonly segment: Segment;
   private readonly shared: BackendServer;
-  private readonly named = new Map<string, { server: BackendServer; path: string }>();
+  private readonly named = new Map<string, { server: BackendServer; path: string; lockedMac?: MacAddress }>();
   private control: ControlServer | undefined;
   private guests = 0;
 
@@ -32,7 +33,7 @@ export class SwitchMode implements SwitchControl {
   async start(): Promise<void> {
     this.shared.start();
     for (const { spec, vlan } of this.options.uplinks) this.segment.addUplink(spec, vlan);
-    for (const { name, path, vlan } of this.options.ports) this.addPort(name, path, vlan);
+    for (const { name, path, vlan, lockedMac } of this.options.ports) this.addPort(name, path, vlan, lockedMac);
     if (this.options.controlPath) {
       this.control = new ControlServer(this.options.controlPath, this, this.log.child('control'));
       await this.control.listen();
@@ -41,26 +42,36 @@ export class SwitchMode implements SwitchControl {
     this.log.info('switch ready: point QEMU at the socket', { socket: this.options.socketPath ?? `fd ${this.options.listenFd}` });
   }
 
-  /** A named socket serving one guest at a time, as port NAME. */
-  addPort(name: string, socketPath: string, vlan = 0): PortInfo {
+  /** A named socket serving one guest at a time, as port NAME (locked to `lockedMac`, if given). */
+  addPort(name: string, socketPath: string, vlan = 0, lockedMac?: MacAddress): PortInfo {
     if (this.named.has(name)) throw new ControlError('VU_ERR_BAD_ARGS', `a port named '${name}' exists`);
     let inUse = false;
     const server = this.server(socketPath, undefined, () => {
       if (inUse) throw new Error(`port ${name} serves one guest at a time`);
       inUse = true;
-      const attached = this.segment.attachGuest(name, vlan);
+      const attached = this.segment.attachGuest(name, vlan, lockedMac);
       return { ...attached, detach: () => ((inUse = false), attached.detach()) };
     });
     server.start();
-    this.named.set(name, { server, path: socketPath });
-    this.log.info('port added', { port: name, socket: socketPath });
-    return { id: 0, name, kind: 'vhost-user', state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };
+    // The MAC stays the port's while its guest is away (rebooting, reconnecting): nobody takes it.
+    if (lockedMac) this.segment.switch.reserveMac(lockedMac);
+    this.named.set(name, { server, path: socketPath, lockedMac });
+    this.log.info('port added', { port: name, socket: socketPath, ...(lockedMac && { lockedMac: formatMac(lockedMac) }) });
+    return this.waitingPort(name);
+  }
+
+  /** A named port with no guest connected. */
+  private waitingPort(name: string): PortInfo {
+    const lockedMac = this.named.get(name)?.lockedMac;
+    const mac = lockedMac && { mac: formatMac(lockedMac), macLocked: true };
+    return { id: 0, name, kind: 'vhost-user', ...mac, state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };
   }
 
   removePort(name: string): void {
     const port = this.named.get(name);
     if (!port) throw new ControlError('VU_ERR_BAD_ARGS', `no port named '${name}' (only --port/add-port sockets can be removed)`);
     port.server.stop();
+    if (port.lockedMac) this.segment.switch.releaseMac(port.lockedMac);
     this.named.delete(name);
     this.log.info('port removed', { port: name });
   }
@@ -69,7 +80,7 @@ export class SwitchMode implements SwitchControl {
     const live = this.segment.ports();
     const waiting = [...this.named.keys()]
       .filter((name) => !live.some((p) => p.name === name))
-      .map((name): PortInfo => ({ id: 0, name, kind: 'vhost-user', state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} }));
+      .map((name) => this.waitingPort(name));
     return [...live, ...waiting];
   }
 

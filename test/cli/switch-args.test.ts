@@ -20,6 +20,25 @@ test('named ports and uplinks, with access VLANs', (t) => {
   t.is(o.dhcp, 'off');
 });
 
+test('a named port locked to a MAC (port security), options in either order', (t) => {
+  const o = parse('--port', 'web=/tmp/web.sock,mac=52:54:00:12:34:56,vlan=10', '--port', 'db=/tmp/db.sock,vlan=20,mac=52:54:00:12:34:57');
+  t.deepEqual(o.ports, [
+    { name: 'web', path: '/tmp/web.sock', vlan: 10, lockedMac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56) },
+    { name: 'db', path: '/tmp/db.sock', vlan: 20, lockedMac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x57) },
+  ]);
+});
+
+for (const [argv, message] of [
+  [['--port', 'a=/x,mac=01:00:5e:00:00:01'], /--port mac: .* multicast/],
+  [['--port', 'a=/x,mac=52:54:00'], /--port mac: .* not a MAC address/],
+  [['--port', 'a=/x,vlan=10,vlan=20'], /,vlan= is given twice/],
+  [['--uplink', 'tap:u,mac=52:54:00:12:34:56'], /,mac= is not an option of --uplink/],
+] as const) {
+  test(`refused with a reason: ${argv.join(' ')}`, (t) => {
+    t.throws(() => parse(...argv), { instanceOf: UsageError, message });
+  });
+}
+
 for (const argv of [
   ['--port', 'web'],
   ['--port', 'a=/x', '--port', 'a=/y'],

@@ -31,15 +31,15 @@ export class Station {
     this.fe.kick(RX);
   }
 
-  /** Puts `count` frames to `dst`, numbered from `firstSeq`, on the TX ring and kicks it. */
-  post(dst: Mac, firstSeq: number, count: number): void {
+  /** Puts `count` frames from `src` to `dst`, numbered from `firstSeq`, on the TX ring and kicks it. */
+  post(dst: Mac, firstSeq: number, count: number, src: Mac = this.mac): void {
     for (let i = 0; i < count; i++) {
       const hdr = this.fe.alloc(VNET_HDR);
       this.fe.bytes(hdr, VNET_HDR).fill(0);
       const frame = this.fe.alloc(FRAME_BYTES);
       const bytes = this.fe.bytes(frame, FRAME_BYTES);
       bytes.set(dst, 0);
-      bytes.set(this.mac, 6);
+      bytes.set(src, 6);
       const view = new DataView(this.fe.memory, frame, FRAME_BYTES);
       view.setUint16(12, ETH_P_EXPERIMENTAL);
       view.setUint32(14, firstSeq + i);
@@ -50,8 +50,8 @@ export class Station {
   }
 
   /** post(), then waits until the TX ring used them all. */
-  async send(dst: Mac, firstSeq: number, count: number): Promise<void> {
-    this.post(dst, firstSeq, count);
+  async send(dst: Mac, firstSeq: number, count: number, src: Mac = this.mac): Promise<void> {
+    this.post(dst, firstSeq, count, src);
     await waitUntil(() => this.fe.rings[TX].usedIdx() === this.txPosted, () => `${this.name}'s TX used idx ${this.fe.rings[TX].usedIdx()} of ${this.txPosted}`);
   }
 

@@ -33,6 +33,7 @@ interface Waiter {
 export class TestFrontend {
   readonly memory: ArrayBuffer;
   readonly memfd: number;
+  private isClosed = false;
   readonly rings: DriverRing[] = [];
   readonly kickFds: number[] = [];
   readonly callFds: number[] = [];
@@ -205,7 +206,10 @@ export class TestFrontend {
     return new Uint8Array(this.memory, addr, len);
   }
 
+  /** Closes the connection and every fd; again, does nothing (a test may close before its teardown). */
   close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.connection.close();
     for (const fd of [...this.kickFds, ...this.callFds, this.memfd]) native.closeFd(fd);
     this.kickFds.length = 0;
