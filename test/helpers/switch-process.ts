@@ -21,12 +21,14 @@ export interface CtlPort {
   name: string;
   kind: 'vhost-user' | 'tap' | 'stream';
   mac?: string;
+  /** Port security: the port is locked to `mac` (`--port …,mac=`). */
+  macLocked?: boolean;
   state: string;
   rxFrames: string;
   txFrames: string;
   rxBytes: string;
   txBytes: string;
-  /** By reason, only the non-zero ones: noBuffer, notReady, runt, tooBig, tagged, portError, badOffload. */
+  /** By reason, only the non-zero ones: noBuffer, notReady, runt, tooBig, tagged, spoofed, portError, badOffload. */
   drops: Record<string, string>;
 }
 
@@ -54,11 +56,14 @@ export async function ctlPorts(sw: SwitchProcess): Promise<CtlPort[]> {
   return (await ctl(sw, 'ports')) as CtlPort[];
 }
 
-/** A QEMU guest on the switch's shared socket (vhost-user, INTx: see DESIGN.md), DHCP on eth0. */
-export async function bootOnSwitch(t: Teardown, sw: SwitchProcess, name: string, mac: string): Promise<Guest> {
+/**
+ * A QEMU guest on the switch's shared socket, or on `socketPath` (a named port), with vhost-user
+ * and INTx (see DESIGN.md); DHCP on eth0.
+ */
+export async function bootOnSwitch(t: Teardown, sw: SwitchProcess, name: string, mac: string, socketPath = sw.socketPath): Promise<Guest> {
   const guest = await bootGuest({
     name,
-    netdevArgs: ['-chardev', `socket,id=c0,path=${sw.socketPath}`, '-netdev', 'vhost-user,id=n0,chardev=c0'],
+    netdevArgs: ['-chardev', `socket,id=c0,path=${socketPath}`, '-netdev', 'vhost-user,id=n0,chardev=c0'],
     deviceArgs: `virtio-net-pci,netdev=n0,mac=${mac},vectors=0`,
     guestIp: 'dhcp',
     teardown: t,

@@ -2,11 +2,14 @@
  * The userspace switch with real guests: two QEMU guests on one socket get addresses from the
  * built-in DHCP server, ping each other and run iperf3 between them; one powers off and comes
  * back (same MAC, same address) while the other keeps its link; `ctl` sees the ports and MACs.
+ * A guest on a port locked to its MAC keeps its traffic when another guest takes its MAC.
  */
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { guestMac, parseIperf3Json } from '../helpers/guest.ts';
-import { addressOf, bootOnSwitch, ctl, ping, startSwitch } from '../helpers/switch-process.ts';
+import { addressOf, bootOnSwitch, ctl, ctlPorts, ping, startSwitch } from '../helpers/switch-process.ts';
 import { STOPPED_OR_PANICKED } from '../helpers/backend-process.ts';
 
 const mbps = (bps: number) => `${(bps / 1e6).toFixed(1)} Mbit/s`;
@@ -62,5 +65,33 @@ test.serial('two QEMU guests on one switch socket: DHCP, ping, iperf3, one reboo
   t.is(again.received, again.transmitted);
   t.is((await a.mustRun('cat /sys/class/net/eth0/operstate')).trim(), 'up');
   await Promise.all([a.shutdown(), b2.shutdown()]);
+  t.notRegex(readFileSync(sw.process.logPath, 'utf8'), STOPPED_OR_PANICKED);
+});
+
+test.serial('a port locked to its guest\'s MAC (--port …,mac=): another guest that takes that MAC reaches nobody, and the locked guest keeps its traffic', async (t) => {
+  const macA = guestMac();
+  const macB = guestMac();
+  const dir = mkdtempSync(join(tmpdir(), 'vu-locked-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lockedSocket = join(dir, 'locked.sock');
+  const sw = await startSwitch(t, ['--port', `locked=${lockedSocket},mac=${macA}`]);
+  const [a, b] = await Promise.all([bootOnSwitch(t, sw, 'switch-locked-a', macA, lockedSocket), bootOnSwitch(t, sw, 'switch-locked-b', macB)]);
+  const ipA = await addressOf(a);
+  const ipB = await addressOf(b);
+  const before = await ping(b, ipA);
+  t.is(before.received, before.transmitted, 'the locked guest is served as any other');
+
+  // B takes A's MAC (and a spare address) and pings out: every frame it sends now is dropped.
+  await b.mustRun(`ip link set eth0 down && ip link set eth0 address ${macA} && ip link set eth0 up && ip addr add 10.79.0.250/24 dev eth0`);
+  const spoofed = await ping(b, ipA);
+  t.is(spoofed.received, 0, 'B, sending from A\'s MAC, reaches nobody');
+  const portB = (await ctlPorts(sw)).find((p) => p.name !== 'locked' && p.kind === 'vhost-user')!;
+  t.true(Number(portB.drops.spoofed ?? 0) > 0, JSON.stringify(portB));
+  const portA = (await ctlPorts(sw)).find((p) => p.name === 'locked')!;
+  t.log(`B's port after it took A's MAC: drops ${JSON.stringify(portB.drops)}; ctl ports shows A's as ${portA.mac}${portA.macLocked ? ' (locked)' : ''}`);
+  t.like(portA, { mac: macA, macLocked: true });
+  const macs = (await ctl(sw, 'macs')) as { mac: string; portName: string }[];
+  t.is(macs.find((m) => m.mac === macA)?.portName, 'locked', 'the MAC table still points A\'s MAC at A');
+  await Promise.all([a.shutdown(), b.shutdown()]);
   t.notRegex(readFileSync(sw.process.logPath, 'utf8'), STOPPED_OR_PANICKED);
 });
