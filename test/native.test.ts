@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { openFdCountSettled } from './helpers/open-fds.ts';
 
 import {
   Acceptor,
@@ -66,7 +67,7 @@ class Endpoint {
   }
 }
 
-/** A listening socket in a fresh directory, with an acceptor handing out accepted fds. */
+/** A listening socket in a fresh directory, with an acceptor handing out accepted fds; closed (and the directory removed) at the test's teardown. */
 class Server {
   readonly dir = mkdtempSync(join(tmpdir(), 'vu-native-'));
   readonly path = join(this.dir, 'vhost-user.sock');
@@ -93,7 +94,11 @@ class Server {
     return { frontEnd, backEnd };
   }
 
-  close(): void {
+  constructor(t: { teardown: (fn: () => void) => void }) {
+    t.teardown(() => this.close());
+  }
+
+  private close(): void {
     this.acceptor.close();
     closeFd(this.listenFd);
     rmSync(this.dir, { recursive: true, force: true });
@@ -101,7 +106,7 @@ class Server {
 }
 
 test.serial('openFdCount returns to its start value after 200 connect/close cycles', async (t) => {
-  const server = new Server();
+  const server = new Server(t);
   const start = openFdCount();
   for (let i = 0; i < 200; i++) {
     const frontEnd = new Connection(connectUnix(server.path));
@@ -109,12 +114,11 @@ test.serial('openFdCount returns to its start value after 200 connect/close cycl
     frontEnd.close();
     backEnd.close();
   }
-  t.is(openFdCount(), start);
-  server.close();
+  t.is(await openFdCountSettled(start), start);
 });
 
 test('listen, accept, connect: a message goes each way, peer credentials are ours', async (t) => {
-  const server = new Server();
+  const server = new Server(t);
   const { frontEnd, backEnd } = await server.pair();
   frontEnd.connection.send(message(1));
   t.deepEqual((await backEnd.next()).msg, message(1));
@@ -127,11 +131,10 @@ test('listen, accept, connect: a message goes each way, peer credentials are our
   t.is(await backEnd.closed, null);
   backEnd.connection.close();
   t.is(await frontEnd.closed, null);
-  server.close();
 });
 
 test('a message with two eventfds passes through and the fds work on the other side', async (t) => {
-  const server = new Server();
+  const server = new Server(t);
   const { frontEnd, backEnd } = await server.pair();
   const kick = eventfdCreate();
   const call = eventfdCreate();
@@ -151,11 +154,10 @@ test('a message with two eventfds passes through and the fds work on the other s
   for (const fd of [kick, call, ...fds]) closeFd(fd);
   frontEnd.connection.close();
   backEnd.connection.close();
-  server.close();
 });
 
 test('a message split in two writes with a delay arrives whole', async (t) => {
-  const server = new Server();
+  const server = new Server(t);
   const { frontEnd, backEnd } = await server.pair();
   const whole = message(5, Uint8Array.from({ length: 20 }, (_, i) => i));
   frontEnd.connection.send(whole.subarray(0, 7));
@@ -164,11 +166,10 @@ test('a message split in two writes with a delay arrives whole', async (t) => {
   t.deepEqual((await backEnd.next()).msg, whole);
   frontEnd.connection.close();
   backEnd.connection.close();
-  server.close();
 });
 
 test('a connection stalled mid-message does not hold up another', async (t) => {
-  const server = new Server();
+  const server = new Server(t);
   const stalled = await server.pair();
   const healthy = await server.pair();
   stalled.frontEnd.connection.send(message(1, new Uint8Array(40)).subarray(0, 20));
@@ -183,11 +184,10 @@ test('a connection stalled mid-message does not hold up another', async (t) => {
     frontEnd.connection.close();
     backEnd.connection.close();
   }
-  server.close();
 });
 
 test('a header announcing more than 4096 payload bytes closes with VU_ERR_MSG_TOO_LARGE', async (t) => {
-  const server = new Server();
+  const server = new Server(t);
   const { frontEnd, backEnd } = await server.pair();
   const header = message(1);
   new DataView(header.buffer).setUint32(8, 4097, true);
@@ -196,11 +196,10 @@ test('a header announcing more than 4096 payload bytes closes with VU_ERR_MSG_TO
   t.true(isNativeError(err, 'VU_ERR_MSG_TOO_LARGE'));
   frontEnd.connection.close();
   backEnd.connection.close();
-  server.close();
 });
 
 test('sending to a peer that does not read eventually throws EAGAIN', async (t) => {
-  const server = new Server();
+  const server = new Server(t);
   const frontEndFd = connectUnix(server.path);
   const backEnd = new Connection(await server.accept());
   const reply = message(1, new Uint8Array(4096));
@@ -211,7 +210,6 @@ test('sending to a peer that does not read eventually throws EAGAIN', async (t) 
   t.like(err as NativeError, { errnoName: 'EAGAIN', syscall: 'sendmsg' });
   backEnd.close();
   closeFd(frontEndFd);
-  server.close();
 });
 
 test('connect errors carry errno so callers can retry', (t) => {
@@ -222,7 +220,7 @@ test('connect errors carry errno so callers can retry', (t) => {
 });
 
 test('closing a connection from inside onMessage ends it cleanly', async (t) => {
-  const server = new Server();
+  const server = new Server(t);
   const frontEnd = new Endpoint(connectUnix(server.path));
   const backEnd = new Connection(await server.accept());
   const closed = new Promise<NativeError | null>((resolve) => {
@@ -233,7 +231,6 @@ test('closing a connection from inside onMessage ends it cleanly', async (t) => 
   t.is(await closed, null);
   t.is(await frontEnd.closed, null);
   frontEnd.connection.close();
-  server.close();
 });
 
 test('after Acceptor.close() no connection is delivered', async (t) => {

@@ -11,6 +11,7 @@ import type { MemoryRegion } from '../../src/protocol/payloads.ts';
 import { TestFrontend, USER_BASE } from '../helpers/test-frontend.ts';
 import { startInProcessBackend } from '../helpers/backend-harness.ts';
 import { createTap } from '../helpers/netns.ts';
+import { openFdCountSettled } from '../helpers/open-fds.ts';
 
 const PAGE = 4096n;
 const FILE_BYTES = 4n * PAGE;
@@ -39,7 +40,7 @@ test.serial('a region larger than its memfd is refused with a failure ack; the c
     t.is(added, 1n, `ADD_MEM_REG: ${what}`);
     native.closeFd(short);
   }
-  t.is(native.openFdCount(), fdsBefore, 'the fds of refused regions are closed');
+  t.is(await openFdCountSettled(fdsBefore), fdsBefore, 'the fds of refused regions are closed');
   t.true(backend.logLines.some((l) => /VU_ERR_GUEST_MEMORY/.test(l) && /file/.test(l)), 'the refusal names the file size');
   // Same connection, honest this time: negotiated, and a frame goes out on the TAP.
   await fe.negotiate();

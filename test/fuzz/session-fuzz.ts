@@ -17,6 +17,7 @@ import { RecordingDataPlane } from '../helpers/recording-data-plane.ts';
 import { nextMessage, setupSequence, type FdSource, type SequenceContext } from './requests.ts';
 import { Rng } from './rng.ts';
 import type { StateChannel } from '../../src/migration/state-channel.ts';
+import { openFdCountSettled } from '../helpers/open-fds.ts';
 
 const MAC = Uint8Array.of(0x02, 0, 0, 0, 0, 0x42);
 const QUIET = createLogger('fuzz', 'error', () => undefined);
@@ -154,7 +155,7 @@ export class NativeSessionFuzzer {
       closeFd: native.closeFd,
     });
     await Promise.all(transfers); // each closes its fd when it ends
-    const fdsAfter = native.openFdCount();
+    const fdsAfter = await openFdCountSettled(fdsBefore);
     if (fdsAfter !== fdsBefore) throw new Error(`${fdsAfter - fdsBefore} fds leaked by one sequence (${fdsBefore} before, ${fdsAfter} after)`);
   }
 
