@@ -145,7 +145,7 @@ function parseGroup(text: string, lookup: (name: string) => number | undefined):
  * an 802.1Q access VLAN (1..4094; 0, the default, is the untagged segment) and a MAC the port is
  * locked to (port security).
  */
-function splitPortOptions(text: string, flag: string, allowed: readonly ('vlan' | 'mac')[]): { body: string; vlan: number; lockedMac?: MacAddress } {
+export function splitPortOptions(text: string, flag: string, allowed: readonly ('vlan' | 'mac')[]): { body: string; vlan: number; lockedMac?: MacAddress } {
   let body = text;
   let vlan: number | undefined;
   let lockedMac: MacAddress | undefined;

@@ -7,6 +7,8 @@ import { ControlClient } from '../switch/control-client.ts';
 import { ControlError, checkPortName, parseUplinkSpec, type ControlCommand } from '../switch/control-protocol.ts';
 import { formatMacs, formatPorts, formatStats } from '../switch/control-format.ts';
 import { defaultControlPath } from '../switch/default-paths.ts';
+import { formatMac } from '../device/mac.ts';
+import { splitPortOptions, UsageError } from './args.ts';
 
 export { defaultControlPath, defaultSocketPath } from '../switch/default-paths.ts';
 
@@ -18,9 +20,11 @@ Commands:
   ports                          list ports with their state and counters
   macs                           show the learned MAC addresses
   stats                          switch-wide counters
-  add-port NAME=PATH             add a vhost-user port listening on the socket PATH
+  add-port NAME=PATH[,vlan=N][,mac=MAC]
+                                 add a vhost-user port listening on the socket PATH
+                                 (access VLAN N; locked to MAC: port security)
   remove-port NAME               remove a port (its guest loses its link)
-  add-uplink SPEC                add an uplink: tap:NAME, stream:unix:PATH or
+  add-uplink SPEC[,vlan=N]       add an uplink: tap:NAME, stream:unix:PATH or
                                  stream:tcp:HOST:PORT
   remove-uplink ID               remove an uplink by its port id
 
@@ -31,6 +35,15 @@ Options:
 `;
 
 class CtlUsageError extends Error {}
+
+/** `splitPortOptions` (the options after a port or uplink) with ctl's usage error. */
+function portOptions(...args: Parameters<typeof splitPortOptions>): ReturnType<typeof splitPortOptions> {
+  try {
+    return splitPortOptions(...args);
+  } catch (error) {
+    throw error instanceof UsageError ? new CtlUsageError(error.message) : error;
+  }
+}
 
 interface CtlCommand {
   controlPath: string;
@@ -71,18 +84,22 @@ function parseCtlArgs(argv: string[]): CtlCommand | 'help' {
         expect(0, '');
         return { controlPath, json, cmd, args: {} };
       case 'add-port': {
-        expect(1, 'NAME=PATH');
-        const eq = rest[0].indexOf('=');
-        if (eq <= 0 || eq === rest[0].length - 1) throw new CtlUsageError(`add-port: '${rest[0]}' is not NAME=PATH`);
-        return { controlPath, json, cmd, args: { name: checkPortName(rest[0].slice(0, eq)), path: rest[0].slice(eq + 1) } };
+        expect(1, 'NAME=PATH[,vlan=N][,mac=MAC]');
+        const { body, vlan, lockedMac } = portOptions(rest[0], 'add-port', ['vlan', 'mac']);
+        const eq = body.indexOf('=');
+        if (eq <= 0 || eq === body.length - 1) throw new CtlUsageError(`add-port: '${body}' is not NAME=PATH`);
+        const options = { ...(vlan && { vlan }), ...(lockedMac && { mac: formatMac(lockedMac) }) };
+        return { controlPath, json, cmd, args: { name: checkPortName(body.slice(0, eq)), path: body.slice(eq + 1), ...options } };
       }
       case 'remove-port':
         expect(1, 'NAME');
         return { controlPath, json, cmd, args: { name: checkPortName(rest[0]) } };
-      case 'add-uplink':
-        expect(1, 'tap:NAME|stream:unix:PATH|stream:tcp:HOST:PORT');
-        parseUplinkSpec(rest[0]);
-        return { controlPath, json, cmd, args: { spec: rest[0] } };
+      case 'add-uplink': {
+        expect(1, 'tap:NAME|stream:unix:PATH|stream:tcp:HOST:PORT[,vlan=N]');
+        const { body, vlan } = portOptions(rest[0], 'add-uplink', ['vlan']);
+        parseUplinkSpec(body);
+        return { controlPath, json, cmd, args: { spec: body, ...(vlan && { vlan }) } };
+      }
       case 'remove-uplink':
         expect(1, 'ID');
         if (!/^[0-9]{1,15}$/.test(rest[0])) throw new CtlUsageError(`remove-uplink: '${rest[0]}' is not a port id`);

@@ -2,6 +2,7 @@
  * The switch's control protocol: JSON lines over a UNIX socket (`vhost-user-net ctl`).
  *
  *   request  {"id": 1, "cmd": "add-port", "args": {"name": "vm1", "path": "/run/vm1.sock"}}
+ *            (add-port also takes "vlan": 1..4094 and "mac": "52:54:…"; add-uplink "vlan")
  *   response {"id": 1, "ok": true, "result": {...}}
  *            {"id": 1, "ok": false, "error": {"code": "VU_ERR_BAD_ARGS", "message": "..."}}
  *
@@ -9,6 +10,7 @@
  * decimal strings. `parseControlRequest` checks a request's syntax and arguments completely before
  * anything reaches the switch, so a bad request changes nothing.
  */
+import { parseMac, type MacAddress } from '../device/mac.ts';
 
 /** One port of the switch, as the data path reports it. */
 export interface PortInfo {
@@ -45,9 +47,10 @@ export interface SwitchControl {
   ports(): PortInfo[];
   macs(): MacEntry[];
   stats(): Record<string, bigint | number>;
-  addPort(name: string, socketPath: string): PortInfo;
+  /** `vlan` 0: the untagged segment; `lockedMac`: port security (the port sends only from it). */
+  addPort(name: string, socketPath: string, vlan?: number, lockedMac?: MacAddress): PortInfo;
   removePort(name: string): void;
-  addUplink(spec: string): PortInfo;
+  addUplink(spec: string, vlan?: number): PortInfo;
   removeUplink(id: number): void;
 }
 
@@ -57,9 +60,9 @@ export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 /** A request, its arguments checked. */
 export type ControlRequest = { id: number } & (
   | { cmd: 'ports' | 'macs' | 'stats'; args: Record<string, never> }
-  | { cmd: 'add-port'; args: { name: string; path: string } }
+  | { cmd: 'add-port'; args: { name: string; path: string; vlan?: number; mac?: string } }
   | { cmd: 'remove-port'; args: { name: string } }
-  | { cmd: 'add-uplink'; args: { spec: string } }
+  | { cmd: 'add-uplink'; args: { spec: string; vlan?: number } }
   | { cmd: 'remove-uplink'; args: { id: number } }
 );
 
@@ -143,6 +146,26 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** The optional access VLAN of add-port / add-uplink: an integer 1..4094 (absent: the untagged segment). */
+function vlanArg(args: Record<string, unknown>, cmd: string): { vlan?: number } {
+  if (args.vlan === undefined) return {};
+  const vlan = args.vlan;
+  if (!Number.isSafeInteger(vlan) || (vlan as number) < 1 || (vlan as number) > 4094) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument 'vlan' must be an integer 1..4094`);
+  return { vlan: vlan as number };
+}
+
+/** The optional MAC add-port locks its port to: a unicast MAC like 52:54:00:12:34:56. */
+function macArg(args: Record<string, unknown>, cmd: string): { mac?: string } {
+  if (args.mac === undefined) return {};
+  const mac = stringArg(args, 'mac', cmd);
+  try {
+    parseMac(mac);
+  } catch (error) {
+    throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument 'mac': ${(error as Error).message}`);
+  }
+  return { mac };
+}
+
 function stringArg(args: Record<string, unknown>, key: string, cmd: string): string {
   const value = args[key];
   if (typeof value !== 'string' || value.length === 0) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument '${key}' must be a non-empty string`);
@@ -174,7 +197,7 @@ export function parseControlRequest(line: string): ControlRequest {
   if (!(CONTROL_COMMANDS as readonly string[]).includes(cmd)) throw new ControlError('VU_ERR_UNKNOWN_COMMAND', `unknown command '${cmd}'; commands: ${CONTROL_COMMANDS.join(', ')}`);
   const args = value.args ?? {};
   if (!isObject(args)) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: "args" must be an object`);
-  const known: Record<ControlCommand, string[]> = { ports: [], macs: [], stats: [], 'add-port': ['name', 'path'], 'remove-port': ['name'], 'add-uplink': ['spec'], 'remove-uplink': ['id'] };
+  const known: Record<ControlCommand, string[]> = { ports: [], macs: [], stats: [], 'add-port': ['name', 'path', 'vlan', 'mac'], 'remove-port': ['name'], 'add-uplink': ['spec', 'vlan'], 'remove-uplink': ['id'] };
   const extra = Object.keys(args).filter((k) => !known[cmd as ControlCommand].includes(k));
   if (extra.length > 0) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: unknown argument(s) ${extra.map((k) => `'${k}'`).join(', ')}`);
   const request = { id: id as number };
@@ -187,14 +210,14 @@ export function parseControlRequest(line: string): ControlRequest {
       const name = checkPortName(stringArg(args, 'name', cmd));
       const path = stringArg(args, 'path', cmd);
       if (path.includes('\0')) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: the socket path contains a NUL byte`);
-      return { ...request, cmd: 'add-port', args: { name, path } };
+      return { ...request, cmd: 'add-port', args: { name, path, ...vlanArg(args, cmd), ...macArg(args, cmd) } };
     }
     case 'remove-port':
       return { ...request, cmd: 'remove-port', args: { name: checkPortName(stringArg(args, 'name', cmd)) } };
     case 'add-uplink': {
       const spec = stringArg(args, 'spec', cmd);
       parseUplinkSpec(spec);
-      return { ...request, cmd: 'add-uplink', args: { spec } };
+      return { ...request, cmd: 'add-uplink', args: { spec, ...vlanArg(args, cmd) } };
     }
     case 'remove-uplink': {
       const uplinkId = args.id;
@@ -214,12 +237,12 @@ export function dispatchControlRequest(control: SwitchControl, request: ControlR
     case 'stats':
       return toJsonValue(control.stats());
     case 'add-port':
-      return toJsonValue(control.addPort(request.args.name, request.args.path));
+      return toJsonValue(control.addPort(request.args.name, request.args.path, request.args.vlan, request.args.mac === undefined ? undefined : parseMac(request.args.mac)));
     case 'remove-port':
       control.removePort(request.args.name);
       return { removed: request.args.name };
     case 'add-uplink':
-      return toJsonValue(control.addUplink(request.args.spec));
+      return toJsonValue(control.addUplink(request.args.spec, request.args.vlan));
     case 'remove-uplink':
       control.removeUplink(request.args.id);
       return { removed: request.args.id };

@@ -92,8 +92,8 @@ export class SwitchMode implements SwitchControl {
     return this.segment.stats();
   }
 
-  addUplink(spec: string): PortInfo {
-    return this.segment.addUplink(spec);
+  addUplink(spec: string, vlan = 0): PortInfo {
+    return this.segment.addUplink(spec, vlan);
   }
 
   removeUplink(id: number): void {

@@ -11,6 +11,7 @@ import { ControlServer } from '../../src/switch/control-server.ts';
 import { ControlClient } from '../../src/switch/control-client.ts';
 import { parseUplinkSpec, type MacEntry, type PortInfo, type SwitchControl } from '../../src/switch/control-protocol.ts';
 import { ctlMain, defaultControlPath, defaultSocketPath } from '../../src/cli/ctl.ts';
+import { formatMac } from '../../src/device/mac.ts';
 
 class SwitchError extends Error {
   constructor(
@@ -42,8 +43,8 @@ class FakeSwitch implements SwitchControl {
     this.calls.push('stats');
     return { flooded: 7n, learned: 2, 'dhcp.ack': 1 };
   }
-  addPort(name: string, socketPath: string): PortInfo {
-    this.calls.push(`addPort ${name} ${socketPath}`);
+  addPort(name: string, socketPath: string, vlan?: number, lockedMac?: Uint8Array): PortInfo {
+    this.calls.push(`addPort ${name} ${socketPath}${vlan ? ` vlan=${vlan}` : ''}${lockedMac ? ` mac=${formatMac(lockedMac)}` : ''}`);
     if (this.portList.some((p) => p.name === name)) throw new SwitchError('VU_ERR_PORT_EXISTS', `a port named ${name} exists`);
     const port: PortInfo = { id: this.nextId++, name, kind: 'vhost-user', state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };
     this.portList.push(port);
@@ -54,8 +55,8 @@ class FakeSwitch implements SwitchControl {
     if (!this.portList.some((p) => p.name === name)) throw new SwitchError('VU_ERR_NO_SUCH_PORT', `no port named ${name}`);
     this.portList = this.portList.filter((p) => p.name !== name);
   }
-  addUplink(spec: string): PortInfo {
-    this.calls.push(`addUplink ${spec}`);
+  addUplink(spec: string, vlan?: number): PortInfo {
+    this.calls.push(`addUplink ${spec}${vlan ? ` vlan=${vlan}` : ''}`);
     if (spec === 'tap:boom') throw new Error('plain failure without a code');
     const port: PortInfo = { id: this.nextId++, name: spec, kind: spec.startsWith('tap:') ? 'tap' : 'stream', state: 'connected', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };
     this.portList.push(port);
@@ -121,6 +122,13 @@ test('round trips: add-port, remove-port, add-uplink, remove-uplink', async (t) 
   t.deepEqual(fake.calls, ['addPort vm1 /run/vm1.sock', 'removePort vm1', 'addUplink stream:tcp:127.0.0.1:5555', 'removeUplink 3']);
 });
 
+test('add-port with an access VLAN and a locked MAC, add-uplink with a VLAN', async (t) => {
+  const { client, fake } = await setUp(t);
+  t.like(await client.request('add-port', { name: 'vm2', path: '/run/vm2.sock', vlan: 10, mac: '52:54:00:12:34:56' }), { ok: true });
+  t.like(await client.request('add-uplink', { spec: 'tap:up0', vlan: 10 }), { ok: true });
+  t.deepEqual(fake.calls, ['addPort vm2 /run/vm2.sock vlan=10 mac=52:54:00:12:34:56', 'addUplink tap:up0 vlan=10']);
+});
+
 test('bad requests: clear errors, the switch is not called, the connection keeps serving', async (t) => {
   const { client, fake } = await setUp(t);
   const cases: [string, string][] = [
@@ -133,6 +141,11 @@ test('bad requests: clear errors, the switch is not called, the connection keeps
     ['{"id":7,"cmd":"add-port","args":{"name":"","path":"/x"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-port","args":{"name":"-rf","path":"/x"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mode":1}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","vlan":4095}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","vlan":"10"}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"01:00:5e:00:00:01"}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"nope"}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-uplink","args":{"spec":"tap:up0","mac":"52:54:00:12:34:56"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"remove-port","args":{}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-uplink","args":{"spec":"vxlan:1.2.3.4"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-uplink","args":{"spec":"stream:tcp:host:99999"}}', 'VU_ERR_BAD_ARGS'],
@@ -256,7 +269,9 @@ test('ctl macs, stats, add/remove: tables and messages', async (t) => {
   t.is((await ctl('remove-port', 'vm1')).stdout, 'removed port vm1\n');
   t.regex((await ctl('add-uplink', 'stream:unix:/tmp/q.sock')).stdout, /stream:unix:\/tmp\/q\.sock +stream +connected/);
   t.is((await ctl('remove-uplink', '3')).stdout, 'removed uplink 3\n');
-  t.deepEqual(fake.calls, ['macs', 'stats', 'addPort vm1 /run/vm 1.sock', 'removePort vm1', 'addUplink stream:unix:/tmp/q.sock', 'removeUplink 3']);
+  t.regex((await ctl('add-port', 'vm2=/run/vm2.sock,vlan=10,mac=52:54:00:12:34:56')).stdout, / +vm2 +vhost-user +waiting/);
+  t.is((await ctl('add-uplink', 'tap:up0,vlan=20')).status, 0);
+  t.deepEqual(fake.calls, ['macs', 'stats', 'addPort vm1 /run/vm 1.sock', 'removePort vm1', 'addUplink stream:unix:/tmp/q.sock', 'removeUplink 3', 'addPort vm2 /run/vm2.sock vlan=10 mac=52:54:00:12:34:56', 'addUplink tap:up0 vlan=20']);
 });
 
 test('ctl: the switch refusing is exit 1 with its message; bad command lines are exit 2 and send nothing', async (t) => {
@@ -266,7 +281,7 @@ test('ctl: the switch refusing is exit 1 with its message; bad command lines are
   t.is(refused.stdout, '');
   t.is(refused.stderr, 'vhost-user-net ctl: remove-port: no port named ghost (VU_ERR_NO_SUCH_PORT)\n');
   fake.calls = [];
-  for (const argv of [[], ['reboot'], ['ports', 'extra'], ['add-port', 'vm1'], ['add-port', '=/x'], ['add-port', 'vm1='], ['add-uplink', 'tap:'], ['add-uplink', 'udp:1.2.3.4:5'], ['remove-uplink', 'x'], ['remove-uplink', '-1'], ['--bogus', 'ports']]) {
+  for (const argv of [[], ['reboot'], ['ports', 'extra'], ['add-port', 'vm1'], ['add-port', '=/x'], ['add-port', 'vm1='], ['add-uplink', 'tap:'], ['add-uplink', 'udp:1.2.3.4:5'], ['add-port', 'vm1=/x,vlan=0'], ['add-port', 'vm1=/x,mac=01:00:5e:00:00:01'], ['add-uplink', 'tap:u,mac=52:54:00:12:34:56'], ['remove-uplink', 'x'], ['remove-uplink', '-1'], ['--bogus', 'ports']]) {
     const result = await ctl(...argv);
     t.is(result.status, 2, argv.join(' '));
     t.regex(result.stderr, /^vhost-user-net ctl: /);
