@@ -1,6 +1,7 @@
 //! The userspace L2 switch: ports (vhost-user guests, TAP and stream uplinks, the control plane's
 //! own port for DHCP), MAC learning with aging, flooding of broadcast, multicast and unknown
-//! unicast, optional access VLAN per port, per-port counters.
+//! unicast, optional access VLAN per port, port security (MACs locked to ports), per-port
+//! counters.
 //!
 //! Forwarding runs on whichever thread received the frame (a guest's TX worker, an uplink's reader)
 //! and writes straight into the destination: a guest-to-guest frame is copied once, from the
