@@ -28,7 +28,7 @@ use crate::epoll::{Epoll, Ready, NOTHING, READABLE};
 use crate::eventfd;
 use crate::pair_fault::PairFault;
 use crate::port::Port;
-use crate::ring::Ring;
+use crate::ring::{Ring, RingFault};
 use crate::rx::{RxRing, RxState};
 use crate::tx::TxRing;
 
@@ -59,7 +59,8 @@ pub struct WorkerConfig {
     pub counters: Arc<Counters>,
     /// Called once, from the worker thread, with a one-line reason when the guest breaks a ring.
     pub on_fault: Box<dyn Fn(String) + Send>,
-    /// Called instead of `on_fault` when the pair stops for a host-side reason (port fd, epoll).
+    /// Called instead of `on_fault` when the pair stops for a host-side reason (port fd or its
+    /// I/O, epoll).
     pub on_host_failure: Box<dyn Fn(String) + Send>,
     /// The pair's fault latch, shared with whatever serves its RX ring elsewhere (the switch port):
     /// once tripped, the worker stops serving at its next wake-up, as after a fault of its own.
@@ -261,6 +262,13 @@ impl Drop for Worker {
 }
 
 /// The worker thread's state.
+/// Who stopped a queue pair: the guest (a broken ring) or the host (the port fd, epoll).
+#[derive(Clone, Copy)]
+enum Cause {
+    Guest,
+    Host,
+}
+
 struct QueuePair {
     epoll: Epoll,
     rx: Option<RxRing>,
@@ -295,7 +303,7 @@ impl QueuePair {
             let busy = self.fault.is_none() && (rx_more || tx_more || polling);
             ready.clear();
             if let Err(e) = self.epoll.wait(if busy { 0 } else { -1 }, &mut ready) {
-                self.fail_host(format!("epoll_wait failed: {e}"));
+                self.fail(Cause::Host, format!("epoll_wait failed: {e}"));
                 return self.report();
             }
             for r in &ready {
@@ -313,7 +321,7 @@ impl QueuePair {
                         }
                         tx_more = true;
                     }
-                    PORT if r.failed() => self.fail_host("the TAP's fd reported an error or hang-up (was the TAP deleted?)".into()),
+                    PORT if r.failed() => self.fail(Cause::Host, "the TAP's fd reported an error or hang-up (was the TAP deleted?)".into()),
                     PORT => rx_more = true,
                     _ => {}
                 }
@@ -355,7 +363,7 @@ impl QueuePair {
         match tx.process(&self.port, &self.counters, polling) {
             Ok(more) => more,
             Err(fault) => {
-                self.fail(format!("TX virtqueue: {fault}"));
+                self.fail_ring("TX", fault);
                 false
             }
         }
@@ -368,7 +376,7 @@ impl QueuePair {
         let state = match rx.process(&self.port, &self.counters) {
             Ok(state) => state,
             Err(fault) => {
-                self.fail(format!("RX virtqueue: {fault}"));
+                self.fail_ring("RX", fault);
                 return false;
             }
         };
@@ -378,7 +386,7 @@ impl QueuePair {
             RxState::OutOfBuffers | RxState::Disabled => false,
         };
         if let Err(e) = self.watch_port(watch) {
-            self.fail_host(format!("cannot watch the port fd: {e}"));
+            self.fail(Cause::Host, format!("cannot watch the port fd: {e}"));
         }
         false
     }
@@ -396,23 +404,23 @@ impl QueuePair {
         Ok(())
     }
 
-    /// The guest broke a ring: stops serving the pair, one report, then only the control fd is
-    /// watched.
-    fn fail(&mut self, reason: String) {
+    /// Stops serving the pair: one report (`on_fault` if the guest caused it, `on_host_failure`
+    /// otherwise), then only the control fd is watched.
+    fn fail(&mut self, cause: Cause, reason: String) {
         if self.fault.is_some() {
             return;
         }
-        (self.on_fault)(reason.clone());
+        match cause {
+            Cause::Guest => (self.on_fault)(reason.clone()),
+            Cause::Host => (self.on_host_failure)(reason.clone()),
+        }
         self.stop_serving(reason);
     }
 
-    /// As `fail`, for a failure on the host side.
-    fn fail_host(&mut self, reason: String) {
-        if self.fault.is_some() {
-            return;
-        }
-        (self.on_host_failure)(reason.clone());
-        self.stop_serving(reason);
+    /// `fail` for a ring's fault: the guest's, unless the port's I/O failed.
+    fn fail_ring(&mut self, ring: &str, fault: RingFault) {
+        let cause = if matches!(fault, RingFault::Port(_)) { Cause::Host } else { Cause::Guest };
+        self.fail(cause, format!("{ring} virtqueue: {fault}"));
     }
 
     /// Unregisters the kick and port fds: from now on only the control fd is watched.
