@@ -60,7 +60,7 @@ export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 /** A request, its arguments checked. */
 export type ControlRequest = { id: number } & (
   | { cmd: 'ports' | 'macs' | 'stats'; args: Record<string, never> }
-  | { cmd: 'add-port'; args: { name: string; path: string; vlan?: number; mac?: string } }
+  | { cmd: 'add-port'; args: { name: string; path: string; vlan?: number; mac?: MacAddress } }
   | { cmd: 'remove-port'; args: { name: string } }
   | { cmd: 'add-uplink'; args: { spec: string; vlan?: number } }
   | { cmd: 'remove-uplink'; args: { id: number } }
@@ -155,15 +155,14 @@ function vlanArg(args: Record<string, unknown>, cmd: string): { vlan?: number } 
 }
 
 /** The optional MAC add-port locks its port to: a unicast MAC like 52:54:00:12:34:56. */
-function macArg(args: Record<string, unknown>, cmd: string): { mac?: string } {
+function macArg(args: Record<string, unknown>, cmd: string): { mac?: MacAddress } {
   if (args.mac === undefined) return {};
-  const mac = stringArg(args, 'mac', cmd);
   try {
-    parseMac(mac);
+    return { mac: parseMac(stringArg(args, 'mac', cmd)) };
   } catch (error) {
+    if (error instanceof ControlError) throw error;
     throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument 'mac': ${(error as Error).message}`);
   }
-  return { mac };
 }
 
 function stringArg(args: Record<string, unknown>, key: string, cmd: string): string {
@@ -237,7 +236,7 @@ export function dispatchControlRequest(control: SwitchControl, request: ControlR
     case 'stats':
       return toJsonValue(control.stats());
     case 'add-port':
-      return toJsonValue(control.addPort(request.args.name, request.args.path, request.args.vlan, request.args.mac === undefined ? undefined : parseMac(request.args.mac)));
+      return toJsonValue(control.addPort(request.args.name, request.args.path, request.args.vlan, request.args.mac));
     case 'remove-port':
       control.removePort(request.args.name);
       return { removed: request.args.name };

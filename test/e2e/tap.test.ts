@@ -77,19 +77,15 @@ async function servedGuest(t: ExecutionContext, socketPath: string, subnet: Subn
   const guest = new MiniGuest(fe, 2048);
   guest.postRxBuffers(64);
   guest.send(arpRequest(GUEST_MAC, subnet.guestIp, subnet.hostIp));
-  await guest.receive((f) => isArpReply(f, subnet.hostIp));
-  return { fe, guest };
+  const arpReply = await guest.receive((f) => isArpReply(f, subnet.hostIp));
+  return { fe, guest, arpReply };
 }
 
 test.serial('a disconnect resets the device and the next front-end, connecting at once, is served on the same TAP', async (t) => {
   const { backend, subnet } = await withBackendAndNamespace(t);
   for (let round = 0; round < 3; round++) {
-    const fe = TestFrontend.connect(backend.socketPath);
-    await fe.negotiate();
-    const guest = new MiniGuest(fe, 2048);
-    guest.postRxBuffers(64);
-    guest.send(arpRequest(GUEST_MAC, subnet.guestIp, subnet.hostIp));
-    t.truthy(await guest.receive((f) => isArpReply(f, subnet.hostIp)), `round ${round}`);
+    const { fe, arpReply } = await servedGuest(t, backend.socketPath, subnet);
+    t.truthy(arpReply, `round ${round}`);
     fe.close();
   }
 });
