@@ -109,3 +109,17 @@ test.serial('a guest whose TX ring breaks is cut off: it receives nothing more',
   t.deepEqual(c.takeReceived(), [], "C's RX ring got nothing");
   t.is(faultLines().length, 1, 'one line for the queue pair');
 });
+
+test.serial('frames a guest sent ahead of the chain that broke its TX ring still reach their receivers', async (t) => {
+  const { b, c, faultLines } = await rig(t);
+  b.postRxBuffers(4);
+  // One kick, one batch: two good frames to B, then a descriptor 1 GiB past C's memory.
+  c.queue(MACS.B, 800, 2);
+  const tx = c.fe.rings[TX];
+  tx.writeDesc(200, MEMORY_BYTES + (1 << 30), 1514, 0, 0);
+  tx.publish(200);
+  c.fe.kick(TX);
+  await waitUntil(() => faultLines().length > 0, () => 'no fault line');
+  t.deepEqual(await b.receive(2), [800, 801], 'B sees the frames forwarded before the fault');
+  t.is(faultLines().length, 1, 'one line for the queue pair');
+});

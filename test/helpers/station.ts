@@ -33,6 +33,12 @@ export class Station {
 
   /** Puts `count` frames from `src` to `dst`, numbered from `firstSeq`, on the TX ring and kicks it. */
   post(dst: Mac, firstSeq: number, count: number, src: Mac = this.mac): void {
+    this.queue(dst, firstSeq, count, src);
+    this.fe.kick(TX);
+  }
+
+  /** As post(), without the kick. */
+  queue(dst: Mac, firstSeq: number, count: number, src: Mac = this.mac): void {
     for (let i = 0; i < count; i++) {
       const hdr = this.fe.alloc(VNET_HDR);
       this.fe.bytes(hdr, VNET_HDR).fill(0);
@@ -46,7 +52,6 @@ export class Station {
       this.fe.rings[TX].addDescChain([{ addr: hdr, len: VNET_HDR }, { addr: frame, len: FRAME_BYTES }]);
     }
     this.txPosted += count;
-    this.fe.kick(TX);
   }
 
   /** post(), then waits until the TX ring used them all. */

@@ -41,6 +41,26 @@ impl TxRing {
     /// left off: the worker looks at the ring again without being kicked.
     pub fn process(&mut self, port: &Port, counters: &Counters, polling: bool) -> Result<bool, RingFault> {
         self.ring.queue.disable_notification();
+        let batch = self.send_batch(port, counters);
+        // Also when the batch broke off at a fault: the frames it forwarded to switch destinations
+        // become visible to them (else they wait, complete, until another sender publishes).
+        port.end_batch();
+        let handled = batch?;
+        if handled > 0 {
+            self.ring.publish_used();
+        }
+        if handled == TX_BATCH {
+            return Ok(true);
+        }
+        if polling {
+            return Ok(false);
+        }
+        Ok(self.ring.queue.enable_notification()?)
+    }
+
+    /// Pops and sends up to TX_BATCH chains (their used elements not yet published); returns how
+    /// many.
+    fn send_batch(&mut self, port: &Port, counters: &Counters) -> Result<usize, RingFault> {
         let mut handled = 0;
         let (mut sent_frames, mut sent_bytes) = (0, 0);
         while handled < TX_BATCH {
@@ -58,18 +78,10 @@ impl TxRing {
             handled += 1;
         }
         if handled > 0 {
-            port.end_batch();
-            self.ring.publish_used();
             Counters::add(&counters.tx_frames, sent_frames);
             Counters::add(&counters.tx_bytes, sent_bytes);
         }
-        if handled == TX_BATCH {
-            return Ok(true);
-        }
-        if polling {
-            return Ok(false);
-        }
-        Ok(self.ring.queue.enable_notification()?)
+        Ok(handled)
     }
 
     /// Sends `self.chain`; returns the frame's length (header excluded), or None if it was dropped

@@ -41,8 +41,10 @@ impl Sender {
     pub fn publish(&mut self, from: &SwitchPort) {
         self.deliveries.publish();
         self.batch_now = None;
-        PortCounters::add(&from.counters.from_port_frames, std::mem::take(&mut self.from_frames));
-        PortCounters::add(&from.counters.from_port_bytes, std::mem::take(&mut self.from_bytes));
+        if self.from_frames > 0 {
+            PortCounters::add(&from.counters.from_port_frames, std::mem::take(&mut self.from_frames));
+            PortCounters::add(&from.counters.from_port_bytes, std::mem::take(&mut self.from_bytes));
+        }
     }
 }
 
