@@ -178,8 +178,8 @@ export interface Switch {
   addTapUplink(name: string, vlan: number): number;
   /** 'unix:PATH' or 'tcp:HOST:PORT' (QEMU's socket netdev framing); connects now. */
   addStreamUplink(address: string, vlan: number): number;
-  /** Frames for the control plane (DHCP to a server, ARP) reach `onFrame`. */
-  addHostPort(name: string, onFrame: (frame: Uint8Array) => void): number;
+  /** Frames for the control plane (DHCP to a server, ARP) reach `onFrame`, with the port they came in on. */
+  addHostPort(name: string, onFrame: (frame: Uint8Array, fromPortId: number) => void): number;
   removeUplink(portId: number): void;
   /** Port security for the port: it sends only from `mac` (6 bytes, unicast), and no other port does. */
   lockMac(portId: number, mac: Uint8Array): void;

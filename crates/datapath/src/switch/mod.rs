@@ -124,16 +124,16 @@ impl SwitchPort {
     /// Delivers one frame to this port, counting what happens; a frame put into a guest's RX ring
     /// is published with `deliveries`. An offloaded frame the port does not take as it is goes
     /// through `finisher` first (checksummed, or cut into segments).
-    fn deliver(self: &Arc<Self>, frame: &Frame, eth: &EthernetHeader, deliveries: &mut Deliveries, finisher: &mut Finisher) {
+    fn deliver(self: &Arc<Self>, frame: &Frame, eth: &EthernetHeader, from: PortId, deliveries: &mut Deliveries, finisher: &mut Finisher) {
         if !offload::is_plain(frame.offload()) && !self.takes(frame.offload()) {
-            let finished = finisher.finish(frame, frame.offload(), |piece| self.deliver_finished(piece, eth, deliveries));
+            let finished = finisher.finish(frame, frame.offload(), |piece| self.deliver_finished(piece, eth, from, deliveries));
             if finished.is_err() {
                 // `Switch::forward` checked the frame; only a guest rewriting it meanwhile gets here.
                 PortCounters::add(&self.counters.drop_bad_offload, 1);
             }
             return;
         }
-        self.deliver_finished(frame, eth, deliveries);
+        self.deliver_finished(frame, eth, from, deliveries);
     }
 
     /// Whether the port takes a frame with these offload requests as it is.
@@ -146,7 +146,7 @@ impl SwitchPort {
     }
 
     /// `deliver` for a frame this port takes as it is.
-    fn deliver_finished(self: &Arc<Self>, frame: &Frame, eth: &EthernetHeader, deliveries: &mut Deliveries) {
+    fn deliver_finished(self: &Arc<Self>, frame: &Frame, eth: &EthernetHeader, from: PortId, deliveries: &mut Deliveries) {
         let mut sink = self.sink();
         let outcome = match &mut *sink {
             Sink::Detached => Err(&self.counters.drop_not_ready),
@@ -167,7 +167,7 @@ impl SwitchPort {
                 if !writer.accepts(eth, frame) {
                     return;
                 }
-                writer.write_frame(frame).map_err(|_| &self.counters.drop_port_error)
+                writer.write_frame(frame, from).map_err(|_| &self.counters.drop_port_error)
             }
         };
         // Still under the sink lock, which every writer of these counters holds.
@@ -371,13 +371,13 @@ impl Switch {
             }
             if let Some(Some(port)) = memo.destination(from.vlan, eth.dst, now) {
                 if port.id != from.id {
-                    port.deliver(frame, &eth, deliveries, finisher);
+                    port.deliver(frame, &eth, from.id, deliveries, finisher);
                 }
                 return;
             }
         }
         for port in ports.iter().filter(|p| p.id != from.id && p.vlan == from.vlan) {
-            port.deliver(frame, &eth, deliveries, finisher);
+            port.deliver(frame, &eth, from.id, deliveries, finisher);
         }
     }
 

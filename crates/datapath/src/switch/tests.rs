@@ -12,7 +12,7 @@ pub(super) type Log = Arc<Mutex<Vec<Vec<u8>>>>;
 struct Recorder(Log);
 
 impl FrameWriter for Recorder {
-    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+    fn write_frame(&mut self, frame: &Frame, _from: PortId) -> io::Result<()> {
         self.0.lock().unwrap().push(frame.to_vec());
         Ok(())
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::frame::{EthernetHeader, Frame};
 use super::offload::Accepts;
-use super::{PortKind, Switch, SwitchPort};
+use super::{PortId, PortKind, Switch, SwitchPort};
 use crate::tap::{Tap, TapError};
 
 /// Where a port's frames are written: an uplink or the host port.
@@ -33,7 +33,8 @@ pub trait FrameWriter: Send {
     fn takes_offloads(&self) -> Accepts {
         Accepts::NONE
     }
-    fn write_frame(&mut self, frame: &Frame) -> io::Result<()>;
+    /// Writes a frame that came in on port `from`.
+    fn write_frame(&mut self, frame: &Frame, from: PortId) -> io::Result<()>;
 }
 
 #[derive(Debug)]
@@ -107,7 +108,7 @@ impl FrameWriter for TapWriter {
         Accepts::ALL
     }
 
-    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+    fn write_frame(&mut self, frame: &Frame, _from: PortId) -> io::Result<()> {
         let mut header = [0u8; VNET_HDR_LEN];
         header.copy_from_slice(&frame.offload().to_le_bytes()[..VNET_HDR_LEN]);
         let bytes = frame.to_vec();
@@ -224,7 +225,7 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 struct StreamWriter(SyncSender<Vec<u8>>);
 
 impl FrameWriter for StreamWriter {
-    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+    fn write_frame(&mut self, frame: &Frame, _from: PortId) -> io::Result<()> {
         let mut message = Vec::with_capacity(4 + frame.len());
         message.extend_from_slice(&(frame.len() as u32).to_be_bytes());
         message.extend_from_slice(&frame.to_vec());
@@ -393,6 +394,8 @@ impl HostPort {
 /// A frame for the control plane; dropping it gives its place in the host port's backlog back.
 pub struct HostFrame {
     pub bytes: Vec<u8>,
+    /// The port it came in on (the DHCP server limits leases per guest port).
+    pub from: PortId,
     backlog: Arc<AtomicUsize>,
 }
 
@@ -424,12 +427,12 @@ impl FrameWriter for HostPort {
         }
     }
 
-    fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+    fn write_frame(&mut self, frame: &Frame, from: PortId) -> io::Result<()> {
         if self.backlog.fetch_add(1, Ordering::AcqRel) >= MAX_HOST_PORT_BACKLOG {
             self.backlog.fetch_sub(1, Ordering::AcqRel);
             return Err(io::Error::new(io::ErrorKind::WouldBlock, "the control plane is not keeping up"));
         }
-        (self.deliver)(HostFrame { bytes: frame.to_vec(), backlog: self.backlog.clone() });
+        (self.deliver)(HostFrame { bytes: frame.to_vec(), from, backlog: self.backlog.clone() });
         Ok(())
     }
 }

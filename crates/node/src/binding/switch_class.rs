@@ -128,13 +128,14 @@ method!(add_stream_uplink, |env, handle, call| {
     uint32(env, id)
 });
 
-// `addHostPort(name, onFrame)`: frames for the control plane (DHCP, ARP) reach `onFrame(bytes)`.
+// `addHostPort(name, onFrame)`: frames for the control plane (DHCP, ARP) reach
+// `onFrame(bytes, fromPortId)`.
 method!(add_host_port, |env, handle, args| {
     let name = get_string(env, args.args[0], "name")?;
     let on_frame = get_function(env, args.args[1], "onFrame")?;
     // SAFETY (of the deliver closure): Tsfn calls it on the JavaScript thread with a live env. The
     // frame is dropped after the call, which gives its place in the host port's backlog back.
-    let deliver = Box::new(|env, callbacks: &[napi_value], frame: HostFrame| call(env, callbacks[0], &[uint8_array(env, &frame.bytes)?]));
+    let deliver = Box::new(|env, callbacks: &[napi_value], frame: HostFrame| call(env, callbacks[0], &[uint8_array(env, &frame.bytes)?, uint32(env, frame.from)?]));
     let tsfn = Mutex::new(Tsfn::new(env, "vhost-user-net:host-port", &[on_frame], deliver)?);
     let writer = HostPort::new(Box::new(move |frame| tsfn.lock().unwrap_or_else(|e| e.into_inner()).call(frame)));
     let port = handle.switch.add_writer_port(&name, PortKind::Host, 0, Box::new(writer));

@@ -158,7 +158,7 @@ fn through_the_switch_a_port_without_offloads_gets_segments_and_a_bad_request_is
 
     struct Recorder(Arc<Mutex<Vec<Vec<u8>>>>);
     impl FrameWriter for Recorder {
-        fn write_frame(&mut self, frame: &Frame) -> std::io::Result<()> {
+        fn write_frame(&mut self, frame: &Frame, _from: crate::switch::PortId) -> std::io::Result<()> {
             self.0.lock().unwrap().push(frame.to_vec());
             Ok(())
         }

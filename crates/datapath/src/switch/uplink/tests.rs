@@ -158,3 +158,20 @@ fn a_guest_flooding_arp_fills_the_host_ports_backlog_then_its_frames_are_dropped
     assert_eq!(delivered.lock().unwrap().len(), MAX_HOST_PORT_BACKLOG);
     assert_eq!(host_port.counters.drop_port_error.load(Ordering::Relaxed), 10);
 }
+
+#[test]
+fn the_host_port_is_told_which_port_each_frame_came_in_on() {
+    let sw = Switch::new(1500, DEFAULT_AGING);
+    let (a, _) = port(&sw, "a", 0);
+    let (b, _) = port(&sw, "b", 0);
+    let from: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let seen = from.clone();
+    let host = HostPort::new(Box::new(move |frame| seen.lock().unwrap().push(frame.from)));
+    sw.add_writer_port("host", PortKind::Host, 0, Box::new(host));
+    let mut arp = frame(BROADCAST, mac(1), 60);
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    sw.forward_bytes(&a, &arp);
+    arp[6..12].copy_from_slice(&mac(2));
+    sw.forward_bytes(&b, &arp);
+    assert_eq!(*from.lock().unwrap(), vec![a.id, b.id]);
+}
