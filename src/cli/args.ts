@@ -7,6 +7,7 @@ import { MAX_BUSY_POLL_US, MAX_MTU, MAX_QUEUE_PAIRS, MIN_MTU } from '../device/l
 import { defaultAllowUids } from '../backend/access.ts';
 import { lookupGroupId } from './group-id.ts';
 import { defaultControlPath, defaultSocketPath } from '../switch/default-paths.ts';
+import { DEFAULT_LEASES_PER_PORT } from '../switch/dhcp-config.ts';
 
 /** A named switch port (`--port NAME=PATH[,vlan=N][,mac=MAC]`). */
 export interface SwitchPortOption {
@@ -34,6 +35,8 @@ export interface BackendOptions {
   uplinks: { spec: string; vlan: number }[];
   /** Switch mode: the DHCP server's subnet, or 'off'. */
   dhcp: string;
+  /** Switch mode: most DHCP clients one guest port may hold addresses for (0: no limit); undefined: the default. */
+  dhcpLeasesPerPort?: number;
   /** Switch mode: the control socket of `vhost-user-net ctl`. */
   controlPath: string;
   mac?: MacAddress;
@@ -53,6 +56,9 @@ export interface BackendOptions {
 export type Announce = 'rarp' | 'guest';
 
 export type CliCommand = BackendOptions | { mode: 'help' } | { mode: 'print-capabilities' } | { mode: 'ctl'; argv: string[] };
+
+/** Beyond any guest's needs; a bound that keeps the option a number, not a typo. */
+const MAX_LEASES_PER_PORT = 65535;
 
 /** The switch's segment when --dhcp is not given: QEMU's user-mode network uses the same. */
 export const DEFAULT_DHCP_CIDR = '10.0.2.0/24';
@@ -85,6 +91,9 @@ Switch mode:
                          (--port takes ,mac=MAC: port security; the guest on it
                          sends only from MAC, and no other port sends from MAC)
   --dhcp CIDR|off        the DHCP server's subnet (default ${DEFAULT_DHCP_CIDR})
+  --dhcp-leases-per-port N
+                         most DHCP clients one guest port may hold addresses for
+                         (default ${DEFAULT_LEASES_PER_PORT}; 0: no limit; uplinks are not limited)
   --control PATH         control socket for 'vhost-user-net ctl' (default next to the
                          default socket: vhost-user-net.ctl)
 
@@ -258,6 +267,9 @@ export function parseArgs(argv: string[], lookupGroup: (name: string) => number 
         opts.dhcp = text;
         break;
       }
+      case '--dhcp-leases-per-port':
+        opts.dhcpLeasesPerPort = parseInteger(value(), '--dhcp-leases-per-port', 0, MAX_LEASES_PER_PORT);
+        break;
       case '--busy-poll':
         opts.busyPollUs = parseInteger(value(), '--busy-poll', 0, MAX_BUSY_POLL_US);
         break;
@@ -282,6 +294,7 @@ export function parseArgs(argv: string[], lookupGroup: (name: string) => number 
     opts.controlPath ??= defaultControlPath();
   } else {
     if (opts.ports.length || opts.uplinks.length) throw new UsageError('--port and --uplink are for the switch (without --tap)');
+    if (opts.dhcpLeasesPerPort !== undefined) throw new UsageError('--dhcp-leases-per-port is for the switch (without --tap)');
     if (opts.socketPath === undefined && opts.listenFd === undefined) throw new UsageError('--socket-path PATH or --fd N is required with --tap');
     opts.controlPath ??= '';
   }

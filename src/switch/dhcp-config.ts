@@ -75,6 +75,11 @@ export interface DhcpConfigInput {
   dns?: string[];
   /** Option 26; omitted unless set. */
   mtu?: number;
+  /**
+   * Most clients one guest port may hold addresses for at a time (0: no limit), so that one guest
+   * inventing client identifiers cannot take the whole pool. Default DEFAULT_LEASES_PER_PORT.
+   */
+  leasesPerPort?: number;
 }
 
 export interface DhcpConfig {
@@ -84,9 +89,14 @@ export interface DhcpConfig {
   router: number | undefined;
   dns: number[];
   mtu: number | undefined;
+  /** 0: no limit. */
+  leasesPerPort: number;
   /** Hosts of the subnet never leased: the server and the router. */
   reserved: Set<number>;
 }
+
+/** A guest with a few interfaces, or a few containers bridged behind it, fits; a pool does not. */
+export const DEFAULT_LEASES_PER_PORT = 8;
 
 /** Shortest lease accepted: clients renew at half of it, so less would be a packet storm. */
 export const MIN_LEASE_SECONDS = 60;
@@ -117,9 +127,13 @@ export function resolveDhcpConfig(input: DhcpConfigInput): DhcpConfig {
   if (input.mtu !== undefined && (!Number.isInteger(input.mtu) || input.mtu < 68 || input.mtu > 65535)) {
     throw new DhcpConfigError('VU_ERR_BAD_DHCP_CONFIG', String(input.mtu), 'the MTU option must be 68-65535 (RFC 2132 §5.1)');
   }
+  const leasesPerPort = input.leasesPerPort ?? DEFAULT_LEASES_PER_PORT;
+  if (!Number.isInteger(leasesPerPort) || leasesPerPort < 0) {
+    throw new DhcpConfigError('VU_ERR_BAD_DHCP_CONFIG', String(leasesPerPort), 'the leases per port must be a whole number, 0 for no limit');
+  }
   const reserved = new Set([serverIp, ...(router === undefined ? [] : [router])]);
   if (subnet.broadcast - subnet.network - 1 <= reserved.size) {
     throw new DhcpConfigError('VU_ERR_BAD_CIDR', input.cidr, 'no address left to lease after the server and router addresses');
   }
-  return { subnet, serverIp, leaseSeconds, router, dns, mtu: input.mtu, reserved };
+  return { subnet, serverIp, leaseSeconds, router, dns, mtu: input.mtu, leasesPerPort, reserved };
 }

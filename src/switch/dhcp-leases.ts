@@ -25,6 +25,8 @@ export interface Lease {
   ip: number;
   state: LeaseState;
   expiresAt: number;
+  /** The guest port the client asked from; undefined for an uplink (not limited per port). */
+  port?: string;
 }
 
 export interface Pool {
@@ -37,6 +39,8 @@ export interface Pool {
 export class LeaseTable {
   private readonly byClient = new Map<string, Lease>();
   private readonly byIp = new Map<number, Lease>();
+  /** The clients whose record was assigned on each guest port (each client on one port at most). */
+  private readonly clientsByPort = new Map<string, Set<string>>();
   /** Every pool address below this one has a record (or is reserved). */
   private neverUsedCursor: number;
 
@@ -56,6 +60,16 @@ export class LeaseTable {
   /** The client's record, whatever its state. */
   forClient(clientKey: string): Lease | undefined {
     return this.byClient.get(clientKey);
+  }
+
+  /** How many clients hold an address (offered, bound) that they asked for on guest port `port`. */
+  heldOnPort(port: string, now: number): number {
+    let held = 0;
+    for (const clientKey of this.clientsByPort.get(port) ?? []) {
+      const lease = this.byClient.get(clientKey);
+      if (lease && LeaseTable.holds(lease, now)) held++;
+    }
+    return held;
   }
 
   /** True if `ip` may be given to `clientKey` now: in the pool and held by nobody else. */
@@ -83,23 +97,42 @@ export class LeaseTable {
   }
 
   /**
-   * Gives `ip` to `clientKey` in `state` until `expiresAt`. The caller checked isAvailableFor. The
-   * address's previous holder forgets it; the client's previous address (if another) is freed.
+   * Gives `ip` to `clientKey`, asking on guest port `port` (undefined: an uplink), in `state` until
+   * `expiresAt`. The caller checked isAvailableFor. The address's previous holder forgets it; the
+   * client's previous address (if another) is freed.
    */
-  assign(clientKey: string, mac: string, ip: number, state: 'offered' | 'bound', expiresAt: number): Lease {
+  assign(clientKey: string, mac: string, ip: number, state: 'offered' | 'bound', expiresAt: number, port?: string): Lease {
     const previousHolder = this.byIp.get(ip);
     if (previousHolder && previousHolder.clientKey !== clientKey && this.byClient.get(previousHolder.clientKey) === previousHolder) {
-      this.byClient.delete(previousHolder.clientKey);
+      this.forgetClient(previousHolder.clientKey);
     }
     const own = this.byClient.get(clientKey);
     if (own && own.ip !== ip && this.byIp.get(own.ip) === own) {
       own.state = 'released';
       own.expiresAt = Math.min(own.expiresAt, expiresAt);
     }
-    const lease: Lease = { clientKey, mac, ip, state, expiresAt };
+    if (own) this.unindexPort(own);
+    const lease: Lease = { clientKey, mac, ip, state, expiresAt, port };
     this.byClient.set(clientKey, lease);
     this.byIp.set(ip, lease);
+    if (port !== undefined) {
+      const clients = this.clientsByPort.get(port) ?? new Set<string>();
+      this.clientsByPort.set(port, clients.add(clientKey));
+    }
     return lease;
+  }
+
+  private forgetClient(clientKey: string): void {
+    const lease = this.byClient.get(clientKey);
+    if (lease) this.unindexPort(lease);
+    this.byClient.delete(clientKey);
+  }
+
+  private unindexPort(lease: Lease): void {
+    if (lease.port === undefined) return;
+    const clients = this.clientsByPort.get(lease.port);
+    clients?.delete(lease.clientKey);
+    if (clients?.size === 0) this.clientsByPort.delete(lease.port);
   }
 
   /** The client gives its address back (RELEASE) or drops an offer: free now, remembered for it. */
@@ -116,7 +149,7 @@ export class LeaseTable {
     if (!this.inPool(ip)) return false;
     const holder = this.byIp.get(ip);
     if (holder && holder.clientKey !== clientKey) return false;
-    if (holder) this.byClient.delete(clientKey);
+    if (holder) this.forgetClient(clientKey);
     this.byIp.set(ip, { clientKey: '', mac: '', ip, state: 'declined', expiresAt: until });
     return true;
   }

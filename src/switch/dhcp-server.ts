@@ -43,6 +43,8 @@ export const DHCP_CLIENT_PORT = 68;
 export const OFFER_HOLD_MS = 60_000;
 /** How long a DECLINEd address stays out of the pool (RFC 2131 §4.3.3 leaves it to the server). */
 export const DECLINE_QUARANTINE_MS = 10 * 60_000;
+/** A guest port at its lease limit is logged at most this often. */
+const PORT_LIMIT_LOG_MS = 60_000;
 
 export interface DhcpServerOptions extends DhcpConfigInput {
   /** The server's MAC: the source of its replies. */
@@ -65,6 +67,8 @@ export interface DhcpCounters {
   nak: number;
   /** DISCOVERs left unanswered because every address is held. */
   poolExhausted: number;
+  /** DISCOVERs unanswered and REQUESTs NAKed: a new client on a guest port at its lease limit. */
+  portLimit: number;
   /** Frames to UDP port 67 that are not well-formed IPv4/UDP/DHCP requests. */
   malformed: number;
   /** Well-formed messages not for us (another server's, another hardware type, a stray type). */
@@ -87,6 +91,8 @@ interface Incoming {
   /** The client's MAC from chaddr. */
   clientMac: Uint8Array;
   clientKey: string;
+  /** The guest port it came in on; undefined for an uplink (no per-port limit). */
+  port: string | undefined;
 }
 
 export class DhcpServer {
@@ -95,8 +101,10 @@ export class DhcpServer {
   private readonly now: () => number;
   private readonly log: Logger | undefined;
   private readonly table: LeaseTable;
-  private readonly stats: DhcpCounters = { discover: 0, request: 0, decline: 0, release: 0, inform: 0, offer: 0, ack: 0, nak: 0, poolExhausted: 0, malformed: 0, ignored: 0, arpReplies: 0 };
+  private readonly stats: DhcpCounters = { discover: 0, request: 0, decline: 0, release: 0, inform: 0, offer: 0, ack: 0, nak: 0, poolExhausted: 0, portLimit: 0, malformed: 0, ignored: 0, arpReplies: 0 };
   private ipId = 0;
+  /** When each guest port at its lease limit was last logged. */
+  private readonly portLimitLoggedAt = new Map<string, number>();
 
   /** Throws DhcpConfigError (VU_ERR_BAD_CIDR, VU_ERR_BAD_DHCP_CONFIG) for a bad configuration. */
   constructor(o: DhcpServerOptions) {
@@ -137,11 +145,13 @@ export class DhcpServer {
    * per RFC 2131 §4.1: to the relay if giaddr is set, unicast to ciaddr if set, broadcast if the
    * client set the BROADCAST flag (and for every NAK), else unicast to yiaddr/chaddr. An ARP
    * request for the server's address gets the ARP reply. Any other frame may be passed (e.g.
-   * every broadcast on the segment): it is answered with nothing and not counted.
+   * every broadcast on the segment): it is answered with nothing and not counted. `port` is the
+   * guest port the frame came in on (its clients are limited to `leasesPerPort`); undefined for an
+   * uplink's.
    */
-  handleFrame(frame: Uint8Array): Uint8Array[] {
+  handleFrame(frame: Uint8Array, port?: string): Uint8Array[] {
     try {
-      return this.handle(frame);
+      return this.handle(frame, port);
     } catch (error) {
       // Not reachable with the bounds checks of the parsers; kept so that a bug here can never
       // take the forwarding path down with it.
@@ -160,7 +170,7 @@ export class DhcpServer {
     return { ...this.stats };
   }
 
-  private handle(frame: Uint8Array): Uint8Array[] {
+  private handle(frame: Uint8Array, port: string | undefined): Uint8Array[] {
     const arp = parseArpRequest(frame);
     if (arp?.targetIp === this.config.serverIp) {
       this.stats.arpReplies++;
@@ -181,7 +191,7 @@ export class DhcpServer {
     const clientMac = message.chaddr.slice(0, 6);
     const clientId = message.options.get(DhcpOption.CLIENT_IDENTIFIER);
     const clientKey = clientId && clientId.length > 0 ? `id:${Buffer.from(clientId).toString('hex')}` : `mac:${formatMac(clientMac)}`;
-    const incoming: Incoming = { message, srcMac: parsed.eth.src.slice(), clientMac, clientKey };
+    const incoming: Incoming = { message, srcMac: parsed.eth.src.slice(), clientMac, clientKey, port };
     switch (type) {
       case DhcpMessageType.DHCPDISCOVER:
         return this.onDiscover(incoming);
@@ -202,6 +212,7 @@ export class DhcpServer {
   private onDiscover(r: Incoming): Uint8Array[] {
     this.stats.discover++;
     const now = this.now();
+    if (this.overPortLimit(r, now)) return [];
     const requested = optionUint32(r.message, DhcpOption.REQUESTED_IP_ADDRESS);
     const ip = this.table.chooseAddress(r.clientKey, requested, now);
     if (ip === undefined) {
@@ -212,7 +223,7 @@ export class DhcpServer {
     const own = this.table.forClient(r.clientKey);
     // A client already bound to this address keeps its lease; otherwise reserve it for the REQUEST.
     if (!(own && own.ip === ip && own.state === 'bound' && LeaseTable.holds(own, now))) {
-      this.table.assign(r.clientKey, formatMac(r.clientMac), ip, 'offered', now + OFFER_HOLD_MS);
+      this.table.assign(r.clientKey, formatMac(r.clientMac), ip, 'offered', now + OFFER_HOLD_MS, r.port);
     }
     this.stats.offer++;
     return [this.reply(r, DhcpMessageType.DHCPOFFER, ip)];
@@ -235,13 +246,17 @@ export class DhcpServer {
     }
     const ip = requested ?? (serverId === undefined ? r.message.ciaddr : 0);
     if (ip === 0) return this.malformed(); // SELECTING without a requested address, or neither form
+    if (this.overPortLimit(r, now)) {
+      this.stats.nak++;
+      return [this.nak(r, `port ${r.port} holds its limit of ${this.config.leasesPerPort} addresses`)];
+    }
     if (!this.table.isAvailableFor(ip, r.clientKey, now)) {
       const reason = this.table.inPool(ip) ? 'address held by another client' : `address not in the pool of ${this.config.subnet.cidr}`;
       this.log?.debug('DHCP NAK', { mac: formatMac(r.clientMac), requested: formatIpv4Address(ip), reason });
       this.stats.nak++;
       return [this.nak(r, reason)];
     }
-    this.table.assign(r.clientKey, formatMac(r.clientMac), ip, 'bound', now + this.config.leaseSeconds * 1000);
+    this.table.assign(r.clientKey, formatMac(r.clientMac), ip, 'bound', now + this.config.leaseSeconds * 1000, r.port);
     this.stats.ack++;
     return [this.reply(r, DhcpMessageType.DHCPACK, ip)];
   }
@@ -271,6 +286,27 @@ export class DhcpServer {
     if (r.message.ciaddr === 0) return this.malformed();
     this.stats.ack++;
     return [this.reply(r, DhcpMessageType.DHCPACK, 0)];
+  }
+
+  /**
+   * True (counted, logged now and then) if `r` is a client without an address whose guest port
+   * already has `leasesPerPort` clients holding one: a guest inventing client identifiers would
+   * otherwise take the whole pool. A client with an address keeps it (renewals, a moved guest).
+   */
+  private overPortLimit(r: Incoming, now: number): boolean {
+    const limit = this.config.leasesPerPort;
+    if (r.port === undefined || limit === 0) return false;
+    const own = this.table.forClient(r.clientKey);
+    if (own && LeaseTable.holds(own, now)) return false;
+    if (this.table.heldOnPort(r.port, now) < limit) return false;
+    this.stats.portLimit++;
+    const loggedAt = this.portLimitLoggedAt.get(r.port);
+    if (loggedAt === undefined || now - loggedAt >= PORT_LIMIT_LOG_MS) {
+      for (const [port, at] of this.portLimitLoggedAt) if (now - at >= PORT_LIMIT_LOG_MS) this.portLimitLoggedAt.delete(port);
+      this.portLimitLoggedAt.set(r.port, now);
+      this.log?.warn('DHCP: a guest port asked for more addresses than it may hold; new clients on it get none', { port: r.port, limit, mac: formatMac(r.clientMac) });
+    }
+    return true;
   }
 
   /** DECLINE and RELEASE carry our server identifier (RFC 2131 table 5). */

@@ -20,6 +20,8 @@ export interface SegmentOptions {
   mtu: number;
   /** The DHCP server's subnet (e.g. 10.0.2.0/24), or undefined for none. */
   dhcpCidr?: string;
+  /** Most DHCP clients one guest port may hold addresses for (DhcpConfigInput.leasesPerPort). */
+  dhcpLeasesPerPort?: number;
   agingSeconds?: number;
   /** Offer GUEST_ANNOUNCE to every guest (see NetDeviceOptions.guestAnnounce). */
   guestAnnounce?: boolean;
@@ -51,15 +53,16 @@ export class Segment {
     this.switch = new native.Switch(options.mtu, options.agingSeconds ?? MAC_AGING_SECONDS);
     if (options.dhcpCidr) {
       const serverMac = randomMac((n) => randomBytes(n));
-      this.dhcp = new DhcpServer({ cidr: options.dhcpCidr, serverMac, log: options.log.child('dhcp') });
-      this.hostPortId = this.switch.addHostPort('dhcp', (frame) => this.onHostFrame(frame));
+      this.dhcp = new DhcpServer({ cidr: options.dhcpCidr, leasesPerPort: options.dhcpLeasesPerPort, serverMac, log: options.log.child('dhcp') });
+      this.hostPortId = this.switch.addHostPort('dhcp', (frame, fromPortId) => this.onHostFrame(frame, fromPortId));
       this.log.info('DHCP server on', { subnet: options.dhcpCidr, serverIp: this.dhcp.serverIp, mac: formatMac(serverMac) });
     }
   }
 
-  private onHostFrame(frame: Uint8Array): void {
+  /** A frame for the DHCP server from port `fromPortId`: a guest's port (limited per port) or an uplink. */
+  private onHostFrame(frame: Uint8Array, fromPortId: number): void {
     if (!this.dhcp || this.hostPortId === undefined) return;
-    for (const reply of this.dhcp.handleFrame(frame)) this.switch.inject(this.hostPortId, reply);
+    for (const reply of this.dhcp.handleFrame(frame, this.guests.get(fromPortId)?.name)) this.switch.inject(this.hostPortId, reply);
   }
 
   /**

@@ -21,7 +21,7 @@ export class SwitchMode implements SwitchControl {
   private guests = 0;
 
   constructor(private readonly options: BackendOptions, private readonly log: Logger) {
-    this.segment = new Segment({ mtu: options.mtu ?? DEFAULT_MTU, dhcpCidr: options.dhcp === 'off' ? undefined : options.dhcp, guestAnnounce: options.announce === 'guest', busyPollUs: options.busyPollUs, log });
+    this.segment = new Segment({ mtu: options.mtu ?? DEFAULT_MTU, dhcpCidr: options.dhcp === 'off' ? undefined : options.dhcp, dhcpLeasesPerPort: options.dhcpLeasesPerPort, guestAnnounce: options.announce === 'guest', busyPollUs: options.busyPollUs, log });
     this.shared = this.server(options.socketPath, options.listenFd, () => this.segment.attachGuest(`guest${++this.guests}`));
   }
 

@@ -20,6 +20,12 @@ test('named ports and uplinks, with access VLANs', (t) => {
   t.is(o.dhcp, 'off');
 });
 
+test('--dhcp-leases-per-port: a count, 0 for no limit; the default is left to the DHCP server', (t) => {
+  t.is(parse().dhcpLeasesPerPort, undefined);
+  t.is(parse('--dhcp-leases-per-port', '3').dhcpLeasesPerPort, 3);
+  t.is(parse('--dhcp-leases-per-port', '0').dhcpLeasesPerPort, 0);
+});
+
 test('a named port locked to a MAC (port security), options in either order', (t) => {
   const o = parse('--port', 'web=/tmp/web.sock,mac=52:54:00:12:34:56,vlan=10', '--port', 'db=/tmp/db.sock,vlan=20,mac=52:54:00:12:34:57');
   t.deepEqual(o.ports, [
@@ -33,6 +39,9 @@ for (const [argv, message] of [
   [['--port', 'a=/x,mac=52:54:00'], /--port mac: .* not a MAC address/],
   [['--port', 'a=/x,vlan=10,vlan=20'], /,vlan= is given twice/],
   [['--uplink', 'tap:u,mac=52:54:00:12:34:56'], /,mac= is not an option of --uplink/],
+  [['--dhcp-leases-per-port', '-1'], /--dhcp-leases-per-port/],
+  [['--dhcp-leases-per-port', 'many'], /--dhcp-leases-per-port/],
+  [['--tap', 't0', '--socket-path', '/x', '--dhcp-leases-per-port', '2'], /--dhcp-leases-per-port is for the switch/],
 ] as const) {
   test(`refused with a reason: ${argv.join(' ')}`, (t) => {
     t.throws(() => parse(...argv), { instanceOf: UsageError, message });

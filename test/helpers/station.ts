@@ -60,6 +60,22 @@ export class Station {
     await waitUntil(() => this.fe.rings[TX].usedIdx() === this.txPosted, () => `${this.name}'s TX used idx ${this.fe.rings[TX].usedIdx()} of ${this.txPosted}`);
   }
 
+  /** Puts one whole frame (Ethernet header first) on the TX ring and kicks it. */
+  sendFrame(frame: Uint8Array): void {
+    const hdr = this.fe.alloc(VNET_HDR);
+    this.fe.bytes(hdr, VNET_HDR).fill(0);
+    const at = this.fe.alloc(frame.length);
+    this.fe.bytes(at, frame.length).set(frame);
+    this.fe.rings[TX].addDescChain([{ addr: hdr, len: VNET_HDR }, { addr: at, len: frame.length }]);
+    this.txPosted++;
+    this.fe.kick(TX);
+  }
+
+  /** The frames (virtio-net header left out) that arrived since the last call, whatever they hold. */
+  takeFrames(): Uint8Array[] {
+    return this.fe.rings[RX].takeUsed().map(({ id, len }) => this.fe.bytes(this.rxBufferAt[id] + VNET_HDR, len - VNET_HDR).slice());
+  }
+
   /** Numbers of the frames that arrived since the last call. */
   takeReceived(): number[] {
     return this.fe.rings[RX].takeUsed().map(({ id, len }) => {

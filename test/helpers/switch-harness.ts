@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.ts';
 import { SwitchMode } from '../../src/switch/switch-mode.ts';
+import type { BackendOptions } from '../../src/cli/args.ts';
 import type { Teardown } from './proc.ts';
 
 export interface InProcessSwitch {
@@ -21,13 +22,14 @@ export interface InProcessSwitch {
   portNames(): string[];
 }
 
-export async function startInProcessSwitch(t: Teardown & { log: (...v: unknown[]) => void }): Promise<InProcessSwitch> {
+/** `options` override the defaults (no DHCP server, no uplinks, no named ports). */
+export async function startInProcessSwitch(t: Teardown & { log: (...v: unknown[]) => void }, options: Partial<BackendOptions> = {}): Promise<InProcessSwitch> {
   const dir = mkdtempSync(join(tmpdir(), 'vu-switch-e2e-'));
   const socketPath = join(dir, 'switch.sock');
   const logLines: string[] = [];
   const log = createLogger('switch', 'debug', (line) => logLines.push(line));
   const switchMode = new SwitchMode(
-    { mode: 'run', socketPath, client: false, queuePairs: 1, ports: [], uplinks: [], dhcp: 'off', controlPath: '', socketMode: 0o600, allowUids: [process.getuid!(), 0], announce: 'rarp', busyPollUs: 0 },
+    { mode: 'run', socketPath, client: false, queuePairs: 1, ports: [], uplinks: [], dhcp: 'off', controlPath: '', socketMode: 0o600, allowUids: [process.getuid!(), 0], announce: 'rarp', busyPollUs: 0, ...options },
     log,
   );
   await switchMode.start();

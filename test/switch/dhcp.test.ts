@@ -9,17 +9,17 @@ import { ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST, SERVER_MA
 function setUp(o: Partial<DhcpServerOptions> = {}) {
   const clock = { ms: 1_000_000 };
   const server = new DhcpServer({ cidr: '10.0.2.0/24', serverMac: SERVER_MAC, now: () => clock.ms, ...o });
-  /** Sends one client message; returns the decoded replies. */
-  const send = (m: ClientMessage) => server.handleFrame(clientFrame(m)).map(readReply);
-  const one = (m: ClientMessage) => {
-    const replies = send(m);
+  /** Sends one client message (from guest port `port`, if given); returns the decoded replies. */
+  const send = (m: ClientMessage, port?: string) => server.handleFrame(clientFrame(m), port).map(readReply);
+  const one = (m: ClientMessage, port?: string) => {
+    const replies = send(m, port);
     if (replies.length !== 1) throw new Error(`expected one reply, got ${replies.length}`);
     return replies[0];
   };
   /** DISCOVER → OFFER → REQUEST → ACK; returns the bound address. */
-  const bind = (clientMac: Uint8Array, extra: Partial<ClientMessage> = {}) => {
-    const offer = one({ mac: clientMac, type: DISCOVER, ...extra });
-    const ack = one({ mac: clientMac, type: REQUEST, requested: offer.yiaddr, serverId: server.serverIp, ...extra });
+  const bind = (clientMac: Uint8Array, extra: Partial<ClientMessage> = {}, port?: string) => {
+    const offer = one({ mac: clientMac, type: DISCOVER, ...extra }, port);
+    const ack = one({ mac: clientMac, type: REQUEST, requested: offer.yiaddr, serverId: server.serverIp, ...extra }, port);
     if (ack.type !== ACK) throw new Error(`expected ACK, got type ${ack.type}`);
     return ack.yiaddr;
   };
@@ -51,6 +51,8 @@ test('bad server options: VU_ERR_BAD_DHCP_CONFIG, or VU_ERR_BAD_CIDR for the sub
   t.is(t.throws(make({ leaseSeconds: 0 }), { instanceOf: DhcpConfigError })?.code, 'VU_ERR_BAD_DHCP_CONFIG');
   t.is(t.throws(make({ mtu: 20 }), { instanceOf: DhcpConfigError })?.code, 'VU_ERR_BAD_DHCP_CONFIG');
   t.is(t.throws(make({ dns: ['8.8.8'] }), { instanceOf: DhcpConfigError })?.code, 'VU_ERR_BAD_DHCP_CONFIG');
+  t.is(t.throws(make({ leasesPerPort: -1 }), { instanceOf: DhcpConfigError })?.code, 'VU_ERR_BAD_DHCP_CONFIG');
+  t.is(t.throws(make({ leasesPerPort: 1.5 }), { instanceOf: DhcpConfigError })?.code, 'VU_ERR_BAD_DHCP_CONFIG');
   t.is(t.throws(make({ cidr: '10.0.2.0/30', router: '10.0.2.2' }), { instanceOf: DhcpConfigError })?.code, 'VU_ERR_BAD_CIDR');
 });
 
@@ -208,6 +210,36 @@ test('pool full: a /29 leases 5 addresses, the 6th client gets no offer and is c
   t.deepEqual(send({ mac: mac(6), type: DISCOVER }), []);
   t.is(server.counters().poolExhausted, 1);
   t.true(lines.some((l) => l.includes('pool full')));
+});
+
+test('a guest port holds at most leasesPerPort clients: a new one gets no OFFER and a NAK; other ports, uplinks and the own clients go on', (t) => {
+  const lines: string[] = [];
+  const { bind, send, one, server } = setUp({ leasesPerPort: 3, log: { warn: (m: string) => lines.push(m) } as never });
+  const addresses = [1, 2, 3].map((n) => bind(mac(n), {}, 'guest1'));
+  t.deepEqual(send({ mac: mac(4), type: DISCOVER }, 'guest1'), [], 'a fourth client on guest1 gets no offer');
+  const nak = one({ mac: mac(4), type: REQUEST, requested: '10.0.2.200' }, 'guest1');
+  t.is(nak.type, NAK, 'nor an address it asks for outright (INIT-REBOOT)');
+  t.deepEqual(send({ mac: mac(5), type: DISCOVER, clientId: Uint8Array.of(1, 2, 3) }, 'guest1'), [], 'an invented client id is a new client');
+  t.like(server.counters(), { portLimit: 3 });
+  t.is(lines.filter((l) => l.includes('more addresses than it may hold')).length, 1, 'logged once, not per frame');
+  t.is(bind(mac(1), {}, 'guest1'), addresses[0], 'a client with an address renews it at the limit');
+  t.is(bind(mac(6), {}, 'guest2'), '10.0.2.5', 'another guest port is not affected');
+  t.is(bind(mac(7)), '10.0.2.6', 'an uplink (no guest port) is not limited');
+});
+
+test('a released or expired lease makes room on its port; leasesPerPort 0 is no limit', (t) => {
+  const { bind, send, clock } = setUp({ leasesPerPort: 2 });
+  const [first] = [1, 2].map((n) => bind(mac(n), {}, 'guest1'));
+  t.deepEqual(send({ mac: mac(3), type: DISCOVER }, 'guest1'), []);
+  send({ mac: mac(1), type: RELEASE, ciaddr: first, serverId: '10.0.2.1', srcIp: first, dstIp: '10.0.2.1' }, 'guest1');
+  t.is(bind(mac(3), {}, 'guest1'), '10.0.2.4', 'released: room for one more');
+  t.deepEqual(send({ mac: mac(4), type: DISCOVER }, 'guest1'), []);
+  clock.ms += 3600_000;
+  t.is(bind(mac(4), {}, 'guest1'), '10.0.2.5', 'expired: room again');
+
+  const unlimited = setUp({ leasesPerPort: 0 });
+  t.deepEqual([1, 2, 3, 4, 5].map((n) => unlimited.bind(mac(n), {}, 'guest1')).length, 5);
+  t.is(unlimited.server.counters().portLimit, 0);
 });
 
 test('offers reserve their address until OFFER_HOLD_MS', (t) => {

@@ -1,0 +1,48 @@
+/**
+ * The switch's DHCP server limits the clients one guest port may hold addresses for
+ * (`--dhcp-leases-per-port`), end to end: DHCP frames from test front-ends go through the native
+ * switch to the host port, which tells the control plane which port each came in on.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { TestFrontend } from '../helpers/test-frontend.ts';
+import { startInProcessSwitch, waitUntil } from '../helpers/switch-harness.ts';
+import { Station } from '../helpers/station.ts';
+import type { Mac } from '../helpers/frames.ts';
+import { DISCOVER, OFFER, clientFrame, mac, readReply } from '../switch/dhcp-frames.ts';
+import { DHCP_CLIENT_PORT } from '../../src/switch/dhcp-server.ts';
+import { parseUdpFrame } from '../../src/switch/packet.ts';
+import { formatMac } from '../../src/device/mac.ts';
+
+const LIMIT = 2;
+
+async function station(t: ExecutionContext, name: string, socketPath: string, stationMac: Mac): Promise<Station> {
+  const fe = TestFrontend.connect(socketPath, { queueSize: 64, memoryBytes: 1 << 20 });
+  t.teardown(() => fe.close());
+  await fe.negotiate();
+  const s = new Station(name, fe, stationMac);
+  s.postRxBuffers(16);
+  return s;
+}
+
+/** The chaddr of every DHCP OFFER among `frames`. */
+function offeredTo(frames: Uint8Array[]): string[] {
+  return frames
+    .filter((f) => parseUdpFrame(f)?.udp.dstPort === DHCP_CLIENT_PORT)
+    .map(readReply)
+    .filter((reply) => reply.type === OFFER)
+    .map((reply) => formatMac(reply.message.chaddr.subarray(0, 6)));
+}
+
+test('a guest port inventing DHCP clients gets offers for LIMIT of them; another guest still gets one', async (t) => {
+  const r = await startInProcessSwitch(t, { dhcp: '10.0.7.0/24', dhcpLeasesPerPort: LIMIT });
+  const greedy = await station(t, 'greedy', r.socketPath, mac(1));
+  const other = await station(t, 'other', r.socketPath, mac(9));
+  for (const n of [1, 2, 3, 4]) greedy.sendFrame(clientFrame({ mac: mac(n), type: DISCOVER }));
+  await waitUntil(() => r.switchMode.stats()['dhcp.discover'] === 4, () => `DISCOVERs handled: ${r.switchMode.stats()['dhcp.discover']}`);
+  other.sendFrame(clientFrame({ mac: mac(9), type: DISCOVER }));
+  const seen: Uint8Array[] = [];
+  await waitUntil(() => (seen.push(...other.takeFrames()), offeredTo(seen).length === LIMIT + 1), () => `offers seen: ${offeredTo(seen)}`);
+  t.deepEqual(offeredTo(seen).sort(), [mac(1), mac(2), mac(9)].map(formatMac).sort(), 'two of the greedy port’s clients and the other guest got offers');
+  t.like(r.switchMode.stats(), { 'dhcp.portLimit': 2, 'dhcp.offer': 3 });
+  t.true(r.logLines.some((line) => line.includes('more addresses than it may hold') && line.includes('port=guest1')));
+});
