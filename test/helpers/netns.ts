@@ -3,6 +3,7 @@
 // a namespace. Everything created here is removed when the test ends, also when it fails.
 
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { atExit, mustRun, run, spawnLogged, type LoggedProcess, type RunOptions, type RunResult, type Teardown } from './proc.ts';
 
 let nameSeq = 0;
@@ -111,4 +112,35 @@ export async function createTap(t: Teardown, name = uniqueName('vt')): Promise<s
     }
   });
   return name;
+}
+
+/** A macvtap in the root namespace and the link it sits on. */
+export interface Macvtap {
+  /** Its device node, `/dev/tapN` (N: its ifindex), for `--tap`. */
+  node: string;
+  /** The other end of the veth pair the macvtap sits on: the network (move it into a NetNs). */
+  peer: string;
+}
+
+/**
+ * Creates a veth pair and a bridge-mode macvtap with address `mac` on one end (the guest's MAC:
+ * a macvtap takes in only frames to its own address), all removed when the test ends.
+ */
+export async function createMacvtap(t: Teardown, mac: string): Promise<Macvtap> {
+  const lower = uniqueName('vl');
+  const peer = uniqueName('vp');
+  const macvtap = uniqueName('vm');
+  await mustRun('ip', ['link', 'add', lower, 'type', 'veth', 'peer', 'name', peer]);
+  // Deleting one end of the pair deletes the other (wherever it is) and the macvtap on it; the
+  // namespace the peer was moved into may have done so already.
+  const unregisterAtExit = atExit(() => execFileSync('ip', ['link', 'delete', lower], { stdio: 'ignore' }));
+  t.teardown(async () => {
+    unregisterAtExit();
+    const result = await run('ip', ['link', 'delete', lower]);
+    if (result.code !== 0 && !/Cannot find device/.test(result.stderr)) throw new Error(`ip link delete ${lower}: ${result.stderr.trim()}`);
+  });
+  await mustRun('ip', ['link', 'add', 'link', lower, 'name', macvtap, 'address', mac, 'type', 'macvtap', 'mode', 'bridge']);
+  for (const link of [lower, macvtap]) await mustRun('ip', ['link', 'set', link, 'up']);
+  const ifindex = readFileSync(`/sys/class/net/${macvtap}/ifindex`, 'utf8').trim();
+  return { node: `/dev/tap${ifindex}`, peer };
 }

@@ -2,13 +2,13 @@
  * The judge of interoperability: a real Linux guest under QEMU 7.2 (TCG) whose virtio-net device
  * is served by this back-end over vhost-user, with the TAP's host end in a network namespace.
  * Ping both ways, iperf3 TCP both ways with offloads negotiated, and a virtio_net unload/reload
- * in the guest that renegotiates from scratch.
+ * in the guest that renegotiates from scratch. A macvtap device node instead of a TAP.
  */
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
 import { bootGuest, guestMac, parseIperf3Json, type Guest } from '../helpers/guest.ts';
 import { pingFromGuest, pingFromNamespace } from '../helpers/ping.ts';
-import { createTap, NetNs, privateSubnet, uniqueName, type Subnet } from '../helpers/netns.ts';
+import { createMacvtap, createTap, NetNs, privateSubnet, uniqueName, type Subnet } from '../helpers/netns.ts';
 import { negotiatedFeatureNames, startBackendProcess, STOPPED_OR_PANICKED, type BackendProcess } from '../helpers/backend-process.ts';
 
 interface VhostUserGuest {
@@ -116,4 +116,37 @@ test.serial('QEMU guest on vhost-user with 2 queue pairs (multiqueue TAP)', asyn
   t.true(send.bitsPerSecond > 50e6);
   t.true(negotiatedFeatureNames(backendLog(backend)).includes('VIRTIO_NET_F_MQ'));
   await guest.shutdown();
+});
+
+test.serial('QEMU guest on vhost-user through a macvtap device node (--tap /dev/tapN): ping both ways, TCP', async (t) => {
+  const subnet = privateSubnet();
+  const mac = guestMac();
+  const macvtap = await createMacvtap(t, mac);
+  const backend = await startBackendProcess(t, 'qemu-vu-macvtap-backend', ['--tap', macvtap.node]);
+  const guest = await bootGuest({
+    name: 'qemu-vu-macvtap',
+    netdevArgs: ['-chardev', `socket,id=c0,path=${backend.socketPath}`, '-netdev', 'vhost-user,id=n0,chardev=c0'],
+    deviceArgs: `virtio-net-pci,netdev=n0,mac=${mac},vectors=0`,
+    guestIp: subnet.guestCidr,
+    teardown: t,
+  });
+  await guest.ready();
+  const ns = await NetNs.create(t);
+  await ns.moveLink(macvtap.peer);
+  await ns.configure(macvtap.peer, subnet.hostCidr);
+
+  const guestToHost = await pingFromGuest(guest, subnet.hostIp);
+  t.log(`ping guest→host over the macvtap: ${guestToHost.received}/${guestToHost.transmitted}, avg ${guestToHost.avgMs} ms`);
+  t.true(guestToHost.transmitted > 0);
+  t.is(guestToHost.received, guestToHost.transmitted);
+  const hostToGuest = await pingFromNamespace(ns, subnet.guestIp);
+  t.is(hostToGuest.received, hostToGuest.transmitted);
+  const server = await ns.spawn('iperf3', ['-s', '-B', subnet.hostIp, '--forceflush'], 'qemu-vu-macvtap-iperf3-server', t);
+  await server.waitForOutput(/Server listening/, 10_000);
+  const send = parseIperf3Json(await guest.mustRun(`iperf3 -c ${subnet.hostIp} -t 2 -J`, 60_000));
+  t.log(`iperf3 guest→host over the macvtap: ${mbps(send.bitsPerSecond)}`);
+  t.true(send.bitsPerSecond > 50e6, `guest→host ${mbps(send.bitsPerSecond)}`);
+  t.regex(backendLog(backend), /TAP opened.*tap=vm-/, 'the macvtap interface found by its node');
+  await guest.shutdown();
+  t.notRegex(backendLog(backend), STOPPED_OR_PANICKED);
 });

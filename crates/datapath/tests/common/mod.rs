@@ -314,6 +314,13 @@ impl Rig {
 
     /// A rig (its own guest memory and rings) served through queue `queue` of `tap`.
     pub fn on_queue(variant: Variant, tap: Arc<Tap>, queue: u16) -> Rig {
+        let name = tap.name().to_string();
+        Rig::with_network(variant, tap, queue, &name)
+    }
+
+    /// As `on_queue`, with the network side played on interface `network` (for a TAP, the TAP
+    /// itself; for a macvtap, the other end of the link it sits on).
+    pub fn with_network(variant: Variant, tap: Arc<Tap>, queue: u16, network: &str) -> Rig {
         let guest = MockGuest::new(MEM_SIZE);
         let log = Arc::new(RecordingLog::default());
         let device_memory = Arc::new(guest.memory().with_write_log(log.clone()));
@@ -322,7 +329,7 @@ impl Rig {
         tap.set_vnet_hdr_len(variant.vnet_hdr_len)
             .expect("TUNSETVNETHDRSZ");
         tap.set_link_up().expect("link up");
-        let sock = PacketSocket::bind(tap.name());
+        let sock = PacketSocket::bind(network);
         Rig {
             variant,
             guest,
