@@ -1,14 +1,16 @@
 //! A macvtap device node (`--tap /dev/tapN`) as the port, against the kernel's macvtap: it sits on
 //! one end of a veth pair, and the other end plays the network. Two queues (the node opened twice),
-//! as with `--queues 2`.
+//! as with `--queues 2`; and a passthru macvtap as a switch uplink (`--uplink tap:/dev/tapN`).
 
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use datapath::switch::{Frame, FrameWriter, PortId, PortKind, Switch, TapUplink};
 use datapath::{Tap, Worker};
 use vring::features::*;
 
@@ -25,21 +27,19 @@ fn ip(args: &[&str]) {
     assert!(status.success(), "ip {}: {status}", args.join(" "));
 }
 
-/// Creates the veth pair and a bridge-mode macvtap with the guest's MAC on it (inside the calling
+/// Creates the veth pair and a macvtap in `mode` with the guest's MAC on it (inside the calling
 /// thread's network namespace); returns the macvtap's device node.
-fn macvtap_node() -> String {
+fn macvtap_node(mode: &str) -> String {
+    // The node is named after the ifindex, and /dev is shared by every namespace: an index unique
+    // to this process and call, not the namespace's next one (a parallel test would have it too).
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let ifindex = 1_000_000 + (std::process::id() % 100_000) * 16 + CALLS.fetch_add(1, Ordering::Relaxed);
     ip(&["link", "add", LOWER, "type", "veth", "peer", "name", NETWORK]);
     let mac = GUEST_MAC.map(|b| format!("{b:02x}")).join(":");
-    ip(&["link", "add", "link", LOWER, "name", MACVTAP, "address", &mac, "type", "macvtap", "mode", "bridge"]);
-    for name in [LOWER, NETWORK] {
+    ip(&["link", "add", "link", LOWER, "name", MACVTAP, "index", &ifindex.to_string(), "address", &mac, "type", "macvtap", "mode", mode]);
+    for name in [LOWER, NETWORK, MACVTAP] {
         ip(&["link", "set", name, "up"]);
     }
-    // The node is named after the macvtap's ifindex (in this namespace: not /sys's); devtmpfs
-    // creates it.
-    let name = std::ffi::CString::new(MACVTAP).unwrap();
-    // SAFETY: a NUL-terminated name.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    assert!(ifindex > 0, "the macvtap's ifindex");
     let node = format!("/dev/tap{ifindex}");
     wait_until("the macvtap's device node", || std::path::Path::new(&node).exists());
     node
@@ -66,7 +66,7 @@ fn udp_frame(flow: u16) -> Vec<u8> {
 #[test]
 fn a_macvtap_device_node_carries_frames_both_ways_on_each_queue() {
     in_fresh_netns(|| {
-        let node = macvtap_node();
+        let node = macvtap_node("bridge");
         let tap = Arc::new(Tap::open(&node, 2).expect("open the macvtap node twice (two queues)"));
         assert_eq!(tap.name(), MACVTAP, "the interface's name, from TUNGETIFF");
         assert_eq!(tap.queue_count(), 2);
@@ -111,5 +111,38 @@ fn a_macvtap_device_node_carries_frames_both_ways_on_each_queue() {
         for worker in workers {
             worker.stop();
         }
+    });
+}
+
+/// A switch port that keeps what reaches it.
+struct Recorder(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl FrameWriter for Recorder {
+    fn write_frame(&mut self, frame: &Frame, _from: PortId) -> std::io::Result<()> {
+        self.0.lock().unwrap().push(frame.to_vec());
+        Ok(())
+    }
+}
+
+#[test]
+fn a_macvtap_in_passthru_mode_is_a_switch_uplink_for_every_station() {
+    in_fresh_netns(|| {
+        // Passthru: the macvtap takes every frame of the link (a bridge-mode one only its own
+        // MAC's, too few for an uplink that carries many stations).
+        let node = macvtap_node("passthru");
+        let switch = Switch::new(1500, Duration::from_secs(300));
+        let _uplink = TapUplink::open(&switch, &node, 0).expect("a macvtap node as a TAP uplink");
+        let recorded: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let station = switch.add_writer_port("station", PortKind::Stream, 0, Box::new(Recorder(recorded.clone())));
+        let network = PacketSocket::bind(NETWORK);
+
+        let station_mac = [0x02, 0, 0, 0, 0x33, 0x01];
+        let outgoing = test_frame(HOST_MAC, station_mac, 200, 1);
+        switch.forward_bytes(&station, &outgoing);
+        assert_eq!(network.recv_from(station_mac, WAIT).as_deref(), Some(&outgoing[..]), "the station's frame on the network");
+
+        let incoming = test_frame(station_mac, HOST_MAC, 300, 2);
+        network.send(&incoming);
+        wait_until("the network's frame at the station", || recorded.lock().unwrap().contains(&incoming));
     });
 }
