@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vring::features::*;
-use vring::{DirtyLog, DirtyLogError, GuestMemory, MemoryError, MemoryRegion, QueueError, QueueState, RegionSpec, VIRTIO_NET_HDR_LEN, SplitQueue};
+use vring::{DirtyLog, DirtyLogError, GuestMemory, MemoryError, MemoryRegion, QueueError, QueueState, RegionSpec, Virtqueue, PACKED_RING_START, VIRTIO_NET_HDR_LEN};
 
 use crate::counters::{Counters, CountersSnapshot};
 use crate::eventfd;
@@ -134,9 +134,11 @@ impl From<TapError> for DeviceError {
 struct VringSlot {
     num: u16,
     addrs: Option<VringAddrs>,
+    /// In `QueueState` form (a packed ring's carries its wrap counter in bit 15).
     next_avail: u16,
     /// Exact while the ring has run since the last SET_VRING_BASE; None means "take the driver's
-    /// used.idx at start" (a fresh ring, a restored one after migration or reconnect).
+    /// used.idx at start" (a fresh split ring, a restored one after migration or reconnect), or
+    /// for a packed ring that never had a base, "start of the ring".
     next_used: Option<u16>,
     /// Some ⇔ the ring is started (spec "Ring states").
     kick: Option<Arc<OwnedFd>>,
@@ -341,25 +343,40 @@ impl NetDevice {
     pub fn set_vring_addr(&mut self, index: u16, addrs: VringAddrs) -> Result<(), DeviceError> {
         self.check_index(index)?;
         let num = self.vrings[index as usize].num.max(1);
-        translate_rings(&self.memory, index, &addrs, num)?;
+        translate_rings(&self.memory, index, &addrs, num, self.packed())?;
         self.with_ring_stopped(index, |slot| slot.addrs = Some(addrs))
     }
 
-    /// SET_VRING_BASE: where the ring resumes; the used index is taken from the driver's ring.
-    pub fn set_vring_base(&mut self, index: u16, next_avail: u16) -> Result<(), DeviceError> {
+    /// SET_VRING_BASE: where the ring resumes. Split: `base` is the next avail index (16 bits); the
+    /// used index is taken from the driver's ring. Packed (vhost-user spec, "Vring descriptor
+    /// indices for packed virtqueues"): bits 0–15 are the avail position and wrap counter; the used
+    /// index continues from the same place, as in DPDK (every buffer taken was used when the ring
+    /// stopped; front-ends differ in what they put in bits 16–31).
+    pub fn set_vring_base(&mut self, index: u16, base: u32) -> Result<(), DeviceError> {
+        let packed = self.packed();
         self.with_ring_stopped(index, |slot| {
-            slot.next_avail = next_avail;
-            slot.next_used = None;
+            slot.next_avail = base as u16;
+            slot.next_used = packed.then_some(base as u16);
         })
     }
 
-    /// GET_VRING_BASE: stops the ring and returns the next avail index it would have processed.
-    /// Everything the ring consumed is in the used ring and published. The enable state is kept:
-    /// it is a separate property of the ring (spec "Ring states"), so a ring restarted by
+    /// GET_VRING_BASE: stops the ring and returns where it would have gone on: split, the next
+    /// avail index; packed, the avail position and wrap counter in bits 0–15 and the used ones in
+    /// bits 16–31. Everything the ring consumed is in the used ring and published. The enable state
+    /// is kept: it is a separate property of the ring (spec "Ring states"), so a ring restarted by
     /// SET_VRING_KICK is not drained as "disabled" before the front-end re-enables it.
-    pub fn get_vring_base(&mut self, index: u16) -> Result<u16, DeviceError> {
+    pub fn get_vring_base(&mut self, index: u16) -> Result<u32, DeviceError> {
         self.with_ring_stopped(index, |slot| slot.kick = None)?;
-        Ok(self.vrings[index as usize].next_avail)
+        let slot = &self.vrings[index as usize];
+        Ok(match (self.packed(), slot.next_used) {
+            (true, Some(used)) => u32::from(slot.next_avail) | u32::from(used) << 16,
+            _ => u32::from(slot.next_avail),
+        })
+    }
+
+    /// VIRTIO_F_RING_PACKED was negotiated.
+    fn packed(&self) -> bool {
+        has(self.features, VIRTIO_F_RING_PACKED)
     }
 
     /// SET_VRING_KICK: the ring is started and processed from now on (what is already available
@@ -460,7 +477,7 @@ impl NetDevice {
         let switch_rx = if self.attachment.switch_port().is_some() { rx.take() } else { None };
         if let Some(setup) = switch_rx {
             let port = self.attachment.switch_port().expect("switch mode");
-            let queue = SplitQueue::new(self.worker_memory(), setup.state).map_err(|source| DeviceError::Ring { index: pair * 2, source })?;
+            let queue = Virtqueue::new(self.worker_memory(), setup.state).map_err(|source| DeviceError::Ring { index: pair * 2, source })?;
             let mrg_rxbuf = has(self.features, VIRTIO_NET_F_MRG_RXBUF);
             // The port detaches a ring that broke itself (and calls this under its lock).
             let accepts = Accepts::guest(self.features);
@@ -526,13 +543,20 @@ impl NetDevice {
         if slot.num == 0 || self.memory.regions().next().is_none() {
             return Ok(None);
         }
-        let (desc_addr, avail_addr, used_addr) = translate_rings(&self.memory, index, &addrs, slot.num)?;
+        let packed = self.packed();
+        let (desc_addr, avail_addr, used_addr) = translate_rings(&self.memory, index, &addrs, slot.num, packed)?;
         let next_used = match slot.next_used {
             Some(used) => used,
+            None if packed => {
+                let slot = &mut self.vrings[index as usize];
+                slot.next_avail = PACKED_RING_START;
+                PACKED_RING_START
+            }
             None => self.resume_used_index(index, used_addr)?,
         };
         let slot = &self.vrings[index as usize];
         let state = QueueState {
+            packed,
             size: slot.num,
             desc_addr,
             avail_addr,
@@ -594,14 +618,17 @@ pub fn max_rx_frame(features: u64, mtu: u16, hdr_len: usize) -> usize {
 
 /// Front-end virtual ring addresses → guest-physical, each whole ring inside one region
 /// (sizes from virtio 1.2 §2.7: desc 16·n, avail 6 + 2·n, used 6 + 8·n).
-fn translate_rings(memory: &GuestMemory, index: u16, addrs: &VringAddrs, num: u16) -> Result<(u64, u64, u64), DeviceError> {
+fn translate_rings(memory: &GuestMemory, index: u16, addrs: &VringAddrs, num: u16, packed: bool) -> Result<(u64, u64, u64), DeviceError> {
     let n = num as usize;
     let gpa = |what, user_addr, len| {
         memory.user_to_guest(user_addr, len).map_err(|source| DeviceError::RingAddress { index, what, source })
     };
+    // Split: descriptor table, avail ring, used ring. Packed: descriptor ring, then the driver's
+    // and the device's event suppression structures (4 bytes each) in the avail/used places.
+    let (avail_len, used_len) = if packed { (4, 4) } else { (6 + 2 * n, 6 + 8 * n) };
     Ok((
         gpa("descriptor", addrs.desc_user_addr, 16 * n)?,
-        gpa("available", addrs.avail_user_addr, 6 + 2 * n)?,
-        gpa("used", addrs.used_user_addr, 6 + 8 * n)?,
+        gpa("available", addrs.avail_user_addr, avail_len)?,
+        gpa("used", addrs.used_user_addr, used_len)?,
     ))
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use vring::{MemoryError, QueueError, SplitQueue};
+use vring::{MemoryError, QueueError, Virtqueue};
 
 use crate::eventfd;
 
@@ -42,7 +42,7 @@ impl From<MemoryError> for RingFault {
 }
 
 pub struct Ring {
-    pub queue: SplitQueue,
+    pub queue: Virtqueue,
     pub kick: Arc<OwnedFd>,
     pub call: Option<Arc<OwnedFd>>,
     /// Started but not enabled: TX chains are dropped, RX gets nothing.

@@ -48,7 +48,7 @@ enum Delivery {
 /// Chains popped from the avail ring but not yet used, with their iovecs, carried from frame to
 /// frame within one batch: mergeable RX gathers enough chains for a maximal frame but usually
 /// fills one, and re-walking the others for every frame would cost dozens of chain walks per frame.
-/// Emptied (and the chains put back with `undo_pop`) at the end of every batch.
+/// Emptied (and the chains put back with `rewind_to`) at the end of every batch.
 #[derive(Default)]
 struct Held {
     chains: VecDeque<DescChain>,
@@ -82,10 +82,6 @@ impl Held {
         }
     }
 
-    fn len(&self) -> u16 {
-        self.chains.len() as u16
-    }
-
     fn clear(&mut self) {
         self.consume(self.chains.len());
     }
@@ -106,8 +102,8 @@ pub struct RxRing {
     /// One byte past the guest's buffers in every readv: if the port writes into it, the frame
     /// did not fit (a TAP's readv returns only the bytes it could copy, dropping the rest).
     overflow: Box<u8>,
-    /// (head, used length) of the chains one frame filled.
-    shares: Vec<(u16, u32)>,
+    /// Used length of each of the (first) held chains one frame filled.
+    shares: Vec<u32>,
 }
 
 impl RxRing {
@@ -138,7 +134,9 @@ impl RxRing {
             _ => Ok(false),
         };
         // Chains looked at but not used go back to the ring.
-        self.ring.queue.undo_pop(self.held.len());
+        if let Some(first) = self.held.chains.front() {
+            self.ring.queue.rewind_to(first.popped_at);
+        }
         self.held.clear();
         let outcome = outcome?;
         let buffers_arrived = buffers_arrived?;
@@ -189,7 +187,7 @@ impl RxRing {
             // Not even room for the header (a broken driver): the TAP would drop the frame with
             // EINVAL. Return the buffers empty instead and leave the frame queued.
             for chain in &self.held.chains {
-                self.ring.queue.add_used(chain.head, 0)?;
+                self.ring.queue.add_used(chain, 0)?;
             }
             self.held.clear();
             return Ok(Delivery::Done);
@@ -222,7 +220,7 @@ impl RxRing {
             }
             let share = remaining.min(chain.writable_len());
             chain.note_written(memory, share);
-            self.shares.push((chain.head, share as u32));
+            self.shares.push(share as u32);
             remaining -= share;
         }
         let used = self.shares.len();
@@ -235,8 +233,8 @@ impl RxRing {
                 used as u16,
             )?;
         }
-        for &(head, share) in &self.shares {
-            self.ring.queue.add_used(head, share)?;
+        for (chain, &share) in self.held.chains.iter().zip(&self.shares) {
+            self.ring.queue.add_used(chain, share)?;
         }
         self.held.consume(used);
         Counters::add(&counters.rx_frames, 1);
@@ -295,6 +293,7 @@ mod tests {
                 addr: 0x1000,
                 len: 11,
             }],
+            ..DescChain::default()
         };
         let second = DescChain {
             head: 1,
@@ -303,6 +302,7 @@ mod tests {
                 addr: 0x3000,
                 len: 100,
             }],
+            ..DescChain::default()
         };
         write_chain_u16(mem, [first, second].iter(), NUM_BUFFERS_OFFSET, 0x0302).unwrap();
         let mut b = [0u8; 1];
@@ -322,6 +322,7 @@ mod tests {
                 addr: 0x1000,
                 len: 4,
             }],
+            ..DescChain::default()
         };
         assert_eq!(chain_offset_gpa(std::iter::once(&chain), 3), Some(0x1003));
         assert_eq!(chain_offset_gpa(std::iter::once(&chain), 4), None);

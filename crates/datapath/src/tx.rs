@@ -74,7 +74,7 @@ impl TxRing {
                 sent_bytes += bytes;
             }
             // The device wrote nothing into a TX buffer: used length 0 (§2.7.8).
-            self.ring.queue.add_used(self.chain.head, 0)?;
+            self.ring.queue.add_used(&self.chain, 0)?;
             handled += 1;
         }
         if handled > 0 {

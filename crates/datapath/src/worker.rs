@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vring::{GuestMemory, QueueError, QueueState, SplitQueue};
+use vring::{GuestMemory, QueueError, QueueState, Virtqueue};
 
 use crate::counters::Counters;
 use crate::epoll::{Epoll, Ready, NOTHING, READABLE};
@@ -171,7 +171,7 @@ impl Worker {
         watch("control eventfd", &control, READABLE, CONTROL)?;
 
         let ring = |name, setup: RingSetup| -> Result<Ring, WorkerError> {
-            let queue = SplitQueue::new(cfg.memory.clone(), setup.state)
+            let queue = Virtqueue::new(cfg.memory.clone(), setup.state)
                 .map_err(|source| WorkerError::Ring { ring: name, source })?;
             Ok(Ring {
                 queue,

@@ -62,10 +62,15 @@ pub struct Buf {
 /// Zero-length descriptors are dropped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DescChain {
-    /// Head index: the id to return in the used ring.
+    /// The id to return in the used ring: the head index (split), or the buffer id of the chain's
+    /// last descriptor (packed).
     pub head: u16,
     pub readable: Vec<Buf>,
     pub writable: Vec<Buf>,
+    /// The queue's next-available index when the chain was popped (`Virtqueue::rewind_to`).
+    pub popped_at: u16,
+    /// Ring entries the chain took: one avail-ring entry (split), or its descriptors (packed).
+    pub slots: u16,
 }
 
 impl DescChain {
@@ -159,7 +164,7 @@ impl DescChain {
     }
 
     /// Adds one buffer; enforces §2.7.4.2 (device-writable descriptors come after readable ones).
-    fn push(&mut self, mem: &GuestMemory, d: &Descriptor) -> Result<(), QueueError> {
+    pub(crate) fn push(&mut self, mem: &GuestMemory, d: &Descriptor) -> Result<(), QueueError> {
         let head = self.head;
         let writable = d.flags & VIRTQ_DESC_F_WRITE != 0;
         if !writable && !self.writable.is_empty() {
@@ -189,8 +194,13 @@ pub(crate) enum DescTable {
     Guest(u64),
 }
 
-/// Copies descriptor `index` of `table` (of `table_len` entries) out of guest memory.
+/// Copies descriptor `index` of split-layout `table` (of `table_len` entries) out of guest memory.
 fn read_desc(mem: &GuestMemory, head: u16, table: DescTable, index: u16, table_len: u32) -> Result<Descriptor, QueueError> {
+    Ok(Descriptor::from_le_bytes(read_raw_desc(mem, head, table, index, table_len)?))
+}
+
+/// The 16 bytes of descriptor `index` of `table` (of `table_len` entries), copied once.
+pub(crate) fn read_raw_desc(mem: &GuestMemory, head: u16, table: DescTable, index: u16, table_len: u32) -> Result<[u8; 16], QueueError> {
     if u32::from(index) >= table_len {
         return Err(QueueError::DescIndexOutOfRange { index, table_len });
     }
@@ -209,13 +219,14 @@ fn read_desc(mem: &GuestMemory, head: u16, table: DescTable, index: u16, table_l
             raw
         }
     };
-    Ok(Descriptor::from_le_bytes(raw))
+    Ok(raw)
 }
 
 /// Walks the chain starting at `head` in the queue's descriptor `table` (`size` entries) into
 /// `chain`, whose previous contents are replaced (its buffers' storage is reused).
 pub(crate) fn walk_chain(mem: &GuestMemory, table: DescTable, size: u16, head: u16, chain: &mut DescChain) -> Result<(), QueueError> {
     chain.head = head;
+    chain.slots = 1;
     chain.readable.clear();
     chain.writable.clear();
     let max = u32::from(size);
@@ -243,22 +254,28 @@ pub(crate) fn walk_chain(mem: &GuestMemory, table: DescTable, size: u16, head: u
     }
 }
 
-/// Walks the indirect table described by `indirect` (§2.7.5.3.2), appending to `chain`.
-fn walk_indirect(mem: &GuestMemory, indirect: &Descriptor, size: u16, chain: &mut DescChain) -> Result<(), QueueError> {
-    let head = chain.head;
-    let len = indirect.len;
+/// The indirect table of `len` bytes at `addr` in the chain at `head`, checked: a whole number of
+/// descriptors, at most queue `size` of them (no chain is longer than the queue, §2.7.5.3.1),
+/// inside guest memory. Returns where to read it and its number of entries.
+pub(crate) fn indirect_table(mem: &GuestMemory, head: u16, addr: u64, len: u32, size: u16) -> Result<(DescTable, u32), QueueError> {
     let entries = len / DESC_SIZE as u32;
-    // The table holds at most queue-size descriptors (§2.7.5.3.1: no chain longer than the queue size).
     if len == 0 || len % DESC_SIZE as u32 != 0 || entries > u32::from(size) {
         return Err(QueueError::BadIndirectLen { head, len });
     }
-    mem.check_range(indirect.addr, u64::from(len)).map_err(|source| QueueError::Memory { head, source })?;
+    mem.check_range(addr, u64::from(len)).map_err(|source| QueueError::Memory { head, source })?;
     // Usually inside one region: read it in place; a table across adjacent regions is read
     // through GuestMemory, descriptor by descriptor.
-    let table = match mem.translate(indirect.addr, len as usize) {
+    let table = match mem.translate(addr, len as usize) {
         Ok(host) => DescTable::Host(host),
-        Err(_) => DescTable::Guest(indirect.addr),
+        Err(_) => DescTable::Guest(addr),
     };
+    Ok((table, entries))
+}
+
+/// Walks the indirect table described by `indirect` (§2.7.5.3.2), appending to `chain`.
+fn walk_indirect(mem: &GuestMemory, indirect: &Descriptor, size: u16, chain: &mut DescChain) -> Result<(), QueueError> {
+    let head = chain.head;
+    let (table, entries) = indirect_table(mem, head, indirect.addr, indirect.len, size)?;
     let mut index = 0u16;
     let mut visited = 0u32;
     loop {

@@ -70,8 +70,12 @@ impl std::error::Error for MemoryError {}
 /// Virtqueue setup and descriptor chain errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueError {
-    /// **hostile** (front-end): queue size not a power of two in 1..=32768 (virtio 1.2 §2.7).
+    /// **hostile** (front-end): queue size not in 1..=32768, or for a split ring not a power of
+    /// two (virtio 1.2 §2.7).
     InvalidSize { size: u16 },
+    /// **hostile** (front-end): a packed ring's avail or used position (SET_VRING_BASE) is not
+    /// below the queue size.
+    RingIndexOutOfRange { what: &'static str, index: u16, size: u16 },
     /// **hostile** (front-end): a ring address violates the alignment of virtio 1.2 §2.7 table 2.2.
     MisalignedRing { ring: &'static str, addr: u64, align: u64 },
     /// **hostile** (front-end): a ring is not entirely inside one guest memory region.
@@ -101,7 +105,12 @@ pub enum QueueError {
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QueueError::InvalidSize { size } => write!(f, "queue size {size} is not a power of two in 1..=32768"),
+            QueueError::InvalidSize { size } => {
+                write!(f, "queue size {size} is invalid (a split ring: a power of two in 1..=32768; a packed ring: 1..=32768)")
+            }
+            QueueError::RingIndexOutOfRange { what, index, size } => {
+                write!(f, "packed ring {what} position {} (wrap counter {}) is not below queue size {size}", index & 0x7fff, index >> 15)
+            }
             QueueError::MisalignedRing { ring, addr, align } => {
                 write!(f, "{ring} ring address {addr:#x} is not {align}-byte aligned")
             }

@@ -105,11 +105,37 @@ pub struct MockDriver {
     next_desc: u16,
     /// The driver's private avail.idx; `publish_avail` makes it visible.
     avail_idx: u16,
-    /// Buffer area for `alloc`: `[data_start, data_end)` and the next free address.
-    data_start: u64,
-    data_end: u64,
-    data_next: u64,
+    data: BufferArea,
     rng: XorShift64,
+}
+
+/// Where a mock driver places buffers: `[start, end)`, filled from `next` on.
+#[derive(Debug, Default)]
+pub struct BufferArea {
+    start: u64,
+    end: u64,
+    next: u64,
+}
+
+impl BufferArea {
+    pub fn new(start: u64, end: u64) -> BufferArea {
+        assert!(start < end);
+        BufferArea { start, end, next: start }
+    }
+
+    /// A `len`-byte buffer after a random gap of 0..64 bytes (random alignment too); wraps
+    /// around to the start of the area when it runs out.
+    pub fn alloc(&mut self, len: u32, rng: &mut XorShift64) -> u64 {
+        let gap = rng.below(64);
+        let len = u64::from(len);
+        assert!(len + 64 <= self.end - self.start, "buffer larger than the data area");
+        let mut addr = self.next + gap;
+        if addr + len > self.end {
+            addr = self.start + gap;
+        }
+        self.next = addr + len;
+        addr
+    }
 }
 
 impl MockDriver {
@@ -124,9 +150,7 @@ impl MockDriver {
             used,
             next_desc: 0,
             avail_idx: 0,
-            data_start: 0,
-            data_end: 0,
-            data_next: 0,
+            data: BufferArea::default(),
             rng: XorShift64::new(seed),
         };
         let n = u64::from(size);
@@ -151,6 +175,7 @@ impl MockDriver {
     /// The queue state a front-end would hand over for this ring (next indices 0).
     pub fn state(&self, event_idx: bool) -> QueueState {
         QueueState {
+            packed: false,
             size: self.size,
             desc_addr: self.desc,
             avail_addr: self.avail,
@@ -164,10 +189,7 @@ impl MockDriver {
 
     /// Where `alloc` places buffers.
     pub fn set_data_area(&mut self, start: u64, end: u64) {
-        assert!(start < end);
-        self.data_start = start;
-        self.data_end = end;
-        self.data_next = start;
+        self.data = BufferArea::new(start, end);
     }
 
     /// The driver's PRNG (for tests that randomise).
@@ -175,18 +197,9 @@ impl MockDriver {
         &mut self.rng
     }
 
-    /// Allocates a `len`-byte buffer in the data area after a random gap of 0..64 bytes (random
-    /// alignment too); wraps around to the start of the area when it runs out.
+    /// Allocates a `len`-byte buffer in the data area (`BufferArea::alloc`).
     pub fn alloc(&mut self, len: u32) -> u64 {
-        let gap = self.rng.below(64);
-        let len = u64::from(len);
-        assert!(len + 64 <= self.data_end - self.data_start, "buffer larger than the data area");
-        let mut addr = self.data_next + gap;
-        if addr + len > self.data_end {
-            addr = self.data_start + gap;
-        }
-        self.data_next = addr + len;
-        addr
+        self.data.alloc(len, &mut self.rng)
     }
 
     /// Adds a chain of buffers `(addr, len, device_writable)` in fresh descriptor slots and puts
@@ -324,6 +337,6 @@ impl MockDriver {
     }
 }
 
-fn align_up(v: u64, align: u64) -> u64 {
+pub(crate) fn align_up(v: u64, align: u64) -> u64 {
     (v + align - 1) & !(align - 1)
 }

@@ -164,7 +164,7 @@ impl SplitQueue {
     /// The chains published as of the last read of avail.idx and not popped yet.
     fn known_pending(&self) -> Result<u16, QueueError> {
         let pending = self.avail_idx_seen.wrapping_sub(self.state.next_avail);
-        // Checked at every pop, not only at the read: `undo_pop` moves next_avail back.
+        // Checked at every pop, not only at the read: `rewind_to` moves next_avail back.
         if pending > self.size() {
             return Err(QueueError::AvailIdxTooFarAhead { avail_idx: self.avail_idx_seen, next_avail: self.state.next_avail, size: self.size() });
         }
@@ -191,6 +191,7 @@ impl SplitQueue {
         let slot = u64::from(self.wrap(self.state.next_avail));
         let head = self.read_avail(4 + 2 * slot);
         walk_chain(&self.mem, DescTable::Host(self.desc), self.size(), head, chain)?;
+        chain.popped_at = self.state.next_avail;
         self.state.next_avail = self.state.next_avail.wrapping_add(1);
         Ok(true)
     }
@@ -223,9 +224,10 @@ impl SplitQueue {
         }
     }
 
-    /// Puts back the last `n` popped chains (they will be popped again, re-read from the guest).
-    pub fn undo_pop(&mut self, n: u16) {
-        self.state.next_avail = self.state.next_avail.wrapping_sub(n);
+    /// Puts back every chain popped since `popped_at` (a chain's `popped_at`): they will be popped
+    /// again, re-read from the guest.
+    pub fn rewind_to(&mut self, popped_at: u16) {
+        self.state.next_avail = popped_at;
     }
 
     /// Writes used element {head, len} at next_used and advances next_used (not yet visible to

@@ -129,14 +129,13 @@ fn many_rounds_through_a_small_ring() {
 }
 
 #[test]
-fn undo_pop_puts_chains_back() {
+fn rewind_to_puts_chains_back() {
     let (_g, mut driver, mut queue) = setup(8, false);
     let heads: Vec<u16> = (0..3).map(|i| driver.add_desc_chain(&[(0x8000 + i * 0x100, 16, true)])).collect();
     driver.publish_avail();
-    for &h in &heads {
-        assert_eq!(pop(&mut queue).head, h);
-    }
-    queue.undo_pop(2);
+    let popped: Vec<_> = heads.iter().map(|_| pop(&mut queue)).collect();
+    assert_eq!(popped.iter().map(|c| (c.head, c.popped_at, c.slots)).collect::<Vec<_>>(), vec![(heads[0], 0, 1), (heads[1], 1, 1), (heads[2], 2, 1)]);
+    queue.rewind_to(popped[1].popped_at);
     assert_eq!(queue.state().next_avail, 1);
     assert_eq!(queue.avail_pending().unwrap(), 2);
     assert_eq!(pop(&mut queue).head, heads[1]);

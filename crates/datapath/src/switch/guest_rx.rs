@@ -7,7 +7,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use vring::{DescChain, QueueError, QueueState, SplitQueue, VirtioNetHdr};
+use vring::{DescChain, QueueError, QueueState, Virtqueue, VirtioNetHdr};
 
 use super::frame::Frame;
 use super::offload::Accepts;
@@ -37,7 +37,7 @@ impl From<vring::MemoryError> for DeliverError {
 }
 
 pub struct GuestRx {
-    queue: SplitQueue,
+    queue: Virtqueue,
     call: Option<Arc<OwnedFd>>,
     enabled: bool,
     mrg_rxbuf: bool,
@@ -57,7 +57,7 @@ pub struct GuestRx {
 unsafe impl Send for GuestRx {}
 
 impl GuestRx {
-    pub fn new(queue: SplitQueue, call: Option<Arc<OwnedFd>>, enabled: bool, mrg_rxbuf: bool, hdr_len: usize, accepts: Accepts) -> GuestRx {
+    pub fn new(queue: Virtqueue, call: Option<Arc<OwnedFd>>, enabled: bool, mrg_rxbuf: bool, hdr_len: usize, accepts: Accepts) -> GuestRx {
         GuestRx { queue, call, enabled, mrg_rxbuf, hdr_len, accepts, chains: Vec::new(), iov: Vec::new(), unpublished: false }
     }
 
@@ -95,7 +95,9 @@ impl GuestRx {
             }
         }
         if capacity < needed {
-            self.queue.undo_pop(n as u16);
+            if n > 0 {
+                self.queue.rewind_to(self.chains[0].popped_at);
+            }
             return Err(DeliverError::NoBuffer);
         }
         let chains = &self.chains[..n];
@@ -116,7 +118,7 @@ impl GuestRx {
         for chain in &self.chains[..n] {
             let share = left.min(chain.writable_len());
             chain.note_written(self.queue.memory(), share);
-            self.queue.add_used(chain.head, share as u32)?;
+            self.queue.add_used(chain, share as u32)?;
             left -= share;
         }
         self.unpublished = true;

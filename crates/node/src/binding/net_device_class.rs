@@ -201,15 +201,15 @@ method!(set_vring_addr, |env, device, call| {
 
 method!(set_vring_base, |env, device, call| {
     let index = queue_index(env, call.args[0])?;
-    let base = get_integer(env, call.args[1], "base", u16::MAX as f64)? as u16;
+    let base = get_integer(env, call.args[1], "base", u32::MAX as f64)? as u32;
     device.set_vring_base(index, base).map_err(device_error)?;
     undefined(env)
 });
 
 method!(get_vring_base, |env, device, call| {
     let index = queue_index(env, call.args[0])?;
-    let next_avail = device.get_vring_base(index).map_err(device_error)?;
-    uint32(env, next_avail as u32)
+    let base = device.get_vring_base(index).map_err(device_error)?;
+    uint32(env, base)
 });
 
 method!(set_vring_kick, |env, device, call| {
