@@ -232,7 +232,9 @@ async function loadDeviceState(s: Session, fd: number): Promise<void> {
 function onSetVringNum(s: Session, req: RequestOf<R.SET_VRING_NUM>): HandlerResult {
   const { index, num } = req.state;
   checkQueueIndex(s, index, 'SET_VRING_NUM');
-  if (num === 0 || num > MAX_QUEUE_SIZE || (num & (num - 1)) !== 0) {
+  if (s.hasFeature(F.VIRTIO_F_RING_PACKED)) {
+    if (num === 0 || num > MAX_QUEUE_SIZE) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_NUM', `queue size ${num} is not in 1..${MAX_QUEUE_SIZE} (virtio 1.2 §2.8)`, index);
+  } else if (num === 0 || num > MAX_QUEUE_SIZE || (num & (num - 1)) !== 0) {
     throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_NUM', `queue size ${num} is not a power of two in 1..${MAX_QUEUE_SIZE} (virtio 1.2 §2.7)`, index);
   }
   s.dataPlane.setVringNum(index, num);
@@ -247,24 +249,36 @@ function onSetVringAddr(s: Session, req: RequestOf<R.SET_VRING_ADDR>): HandlerRe
   return undefined;
 }
 
+/**
+ * Split ring: `num` is the next avail index (16 bits). Packed ring (spec "Vring descriptor indices
+ * for packed virtqueues"): bits 0–14 the avail position, bit 15 its wrap counter; bits 16–31 (the
+ * used ones) are not needed, the used position follows the avail one (see NetDevice::set_vring_base).
+ */
 function onSetVringBase(s: Session, req: RequestOf<R.SET_VRING_BASE>): HandlerResult {
   const { index, num } = req.state;
   checkQueueIndex(s, index, 'SET_VRING_BASE');
-  if (num > 0xffff) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_BASE', `split-ring base ${num} exceeds 16 bits (packed rings are not offered)`, index);
+  const nextAvail = num & 0xffff;
+  if (s.hasFeature(F.VIRTIO_F_RING_PACKED)) {
+    const size = s.vrings[index].num;
+    if (size > 0 && (nextAvail & 0x7fff) >= size) throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_BASE', `packed-ring avail position ${nextAvail & 0x7fff} is not below the queue size ${size}`, index);
+  } else if (num > 0xffff) {
+    throw new SessionError('VU_ERR_BAD_VALUE', 'SET_VRING_BASE', `split-ring base ${num} exceeds 16 bits`, index);
+  }
   s.dataPlane.setVringBase(index, num);
-  s.vrings[index].nextAvail = num;
-  s.log.debug('ring base set', { queue: index, nextAvail: num });
+  s.vrings[index].nextAvail = nextAvail;
+  s.log.debug('ring base set', { queue: index, nextAvail });
   return undefined;
 }
 
-/** Stops the ring (spec: "Ring states") and returns where the next avail entry is. */
+/** Stops the ring (spec: "Ring states") and returns where it goes on (a packed ring: with the used position in bits 16–31). */
 function onGetVringBase(s: Session, req: RequestOf<R.GET_VRING_BASE>): HandlerResult {
   const { index } = req.state;
   checkQueueIndex(s, index, 'GET_VRING_BASE');
-  const nextAvail = s.dataPlane.getVringBase(index);
+  const base = s.dataPlane.getVringBase(index);
+  const nextAvail = base & 0xffff;
   Object.assign(s.vrings[index], { started: false, nextAvail });
   s.log.debug('ring stopped', { queue: index, nextAvail });
-  return reply(R.GET_VRING_BASE, { index, num: nextAvail });
+  return reply(R.GET_VRING_BASE, { index, num: base });
 }
 
 function onSetVringKick(s: Session, req: RequestOf<R.SET_VRING_KICK>, fds: FdBag): HandlerResult {

@@ -53,6 +53,8 @@ const BASE_FEATURES = [
   VirtioFeature.VIRTIO_NET_F_STATUS,
   VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC,
   VirtioFeature.VIRTIO_RING_F_EVENT_IDX,
+  // Used only when the front-end asks for it (QEMU `packed=on`, testpmd `packed_vq=1`).
+  VirtioFeature.VIRTIO_F_RING_PACKED,
   VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES,
   VirtioFeature.VIRTIO_F_VERSION_1,
   // Live migration: every device write into guest memory is logged while the front-end sets it.

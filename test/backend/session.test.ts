@@ -65,7 +65,7 @@ test('GET_FEATURES offers VERSION_1, MRG_RXBUF, offloads and PROTOCOL_FEATURES; 
 test('SET_FEATURES with a bit never offered fails with REPLY_ACK status 1 and changes nothing', (t) => {
   const s = setUp();
   s.withProtocol(P.REPLY_ACK);
-  t.is(s.ack({ request: R.SET_FEATURES, features: featureMask(F.VIRTIO_F_RING_PACKED) }), 1n);
+  t.is(s.ack({ request: R.SET_FEATURES, features: featureMask(F.VIRTIO_F_IN_ORDER) }), 1n);
   t.deepEqual(s.dataPlane.calls, []);
   t.deepEqual(s.closedByChannel, []);
 });
@@ -162,6 +162,19 @@ test('GET_VRING_BASE stops the ring and returns where it stopped', (t) => {
   s.send({ request: R.SET_VRING_BASE, state: { index: 1, num: 77 } });
   t.deepEqual(s.get({ request: R.GET_VRING_BASE, state: { index: 1, num: 0 } }), { index: 1, num: 77 });
   t.deepEqual(s.dataPlane.calls.at(-1), ['getVringBase', 1]);
+});
+
+test('packed rings (VIRTIO_F_RING_PACKED acked): any queue size up to 32768; the base carries the wrap counter, and a position past the ring is refused', (t) => {
+  const s = setUp();
+  s.withProtocol(P.REPLY_ACK);
+  t.not(s.get({ request: R.GET_FEATURES }) & featureMask(F.VIRTIO_F_RING_PACKED), 0n, 'offered');
+  s.send({ request: R.SET_FEATURES, features: featureMask(F.VIRTIO_F_VERSION_1, F.VIRTIO_F_RING_PACKED) });
+  t.is(s.ack({ request: R.SET_VRING_NUM, state: { index: 0, num: 100 } }), 0n, 'not a power of two: fine for a packed ring');
+  t.is(s.ack({ request: R.SET_VRING_NUM, state: { index: 0, num: 32769 } }), 1n);
+  t.is(s.ack({ request: R.SET_VRING_BASE, state: { index: 0, num: 0x8000 | 100 } }), 1n, 'position 100 of a ring of 100');
+  t.is(s.ack({ request: R.SET_VRING_BASE, state: { index: 0, num: 0x8063_8063 } }), 0n, 'used half (bits 16-31) as QEMU sends it');
+  t.deepEqual(s.dataPlane.calls.at(-1), ['setVringBase', 0, 0x8063_8063]);
+  t.is(s.session.vrings[0].nextAvail, 0x8063, 'the avail position and its wrap counter');
 });
 
 test('GET_CONFIG returns mac, link status, queue pairs and MTU at their offsets', (t) => {

@@ -138,13 +138,14 @@ export class TestFrontend {
 
   /**
    * The negotiation QEMU does before the guest driver runs, then the guest's: features (all
-   * offered except those in `withoutFeatures`, and except VHOST_F_LOG_ALL, which a front-end sets
-   * only while it migrates), protocol features, owner, memory table, and every ring set up,
-   * started and enabled (at `ringBases`, as a migration destination is, else at 0).
+   * offered except those in `withoutFeatures`, except VHOST_F_LOG_ALL, which a front-end sets
+   * only while it migrates, and except VIRTIO_F_RING_PACKED: this driver lays split rings),
+   * protocol features, owner, memory table, and every ring set up, started and enabled (at
+   * `ringBases`, as a migration destination is, else at 0).
    */
   async negotiate(opts: { withoutFeatures?: F[]; withoutProtocolFeatures?: P[]; ringBases?: number[] } = {}): Promise<bigint> {
     const offered = await this.get({ request: R.GET_FEATURES });
-    const features = offered & ~featureMask(F.VHOST_F_LOG_ALL, ...(opts.withoutFeatures ?? []));
+    const features = offered & ~featureMask(F.VHOST_F_LOG_ALL, F.VIRTIO_F_RING_PACKED, ...(opts.withoutFeatures ?? []));
     const offeredProtocol = await this.get({ request: R.GET_PROTOCOL_FEATURES });
     const protocol = offeredProtocol & ~featureMask(...(opts.withoutProtocolFeatures ?? []));
     await this.request({ request: R.SET_PROTOCOL_FEATURES, features: protocol });

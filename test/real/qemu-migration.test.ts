@@ -39,6 +39,8 @@ interface Variant {
   migrations: number;
   /** One TAP back-end per QEMU, or both QEMUs on one switch. */
   topology: 'tap' | 'switch';
+  /** Packed rings (`packed=on`); default split. */
+  packed?: boolean;
 }
 
 interface Side {
@@ -58,11 +60,12 @@ test.before(() => {
 /** Starts QEMU for the guest on `side`'s back-end; with `incoming`, as a migration destination. */
 async function startVm(t: ExecutionContext, dir: string, name: string, side: Side, variant: Variant, mac: string, subnet: Subnet, incoming?: string): Promise<Vm> {
   const mq = variant.queuePairs > 1 ? ',mq=on' : '';
+  const packed = variant.packed ? ',packed=on' : '';
   const vm = await bootMigratableGuest(t, {
     name,
     netdevArgs: ['-chardev', `socket,id=c0,path=${side.backend.socketPath}`, '-netdev', `vhost-user,id=n0,chardev=c0,queues=${variant.queuePairs}`],
     // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (see DESIGN.md).
-    deviceArgs: `virtio-net-pci,netdev=n0,mac=${mac},vectors=0${mq}`,
+    deviceArgs: `virtio-net-pci,netdev=n0,mac=${mac},vectors=0${mq}${packed}`,
     cpus: variant.queuePairs,
     guestIp: subnet.guestCidr,
     memoryMiB: MEMORY_MIB,
@@ -214,6 +217,8 @@ async function migrateBackAndForth(t: ExecutionContext, variant: Variant, label:
   await vm.guest.mustRun(`ping -c 3 -i 0.2 -w 10 ${subnet.hostIp}`, 20_000);
   await vm.guest.shutdown();
   for (const side of sides) t.notRegex(readFileSync(side.backend.process.logPath, 'utf8'), STOPPED_OR_PANICKED);
+  const ringsNegotiated = sides.map((side) => /features negotiated features=.*VIRTIO_F_RING_PACKED/.test(readFileSync(side.backend.process.logPath, 'utf8')));
+  t.deepEqual(ringsNegotiated, sides.map(() => variant.packed === true), 'packed rings on both sides when asked for, else split');
   if (variant.topology === 'switch') {
     const badOffloads = /"badOffload"/.test(JSON.stringify(await ctl(sides[0].backend as SwitchProcess, 'ports')));
     t.false(badOffloads, 'no offloaded frame was refused');
@@ -226,6 +231,11 @@ test.serial('QEMU live migration A → B → A → B, one queue pair: pings lost
 
 test.serial('QEMU live migration A → B → A → B on one switch (TAP uplink to the host): pings lost, downtime, file integrity', (t) =>
   retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 1, migrations: 3, topology: 'switch' }, `migsw${attempt}`)),
+);
+
+/** Packed rings: the ring positions and wrap counters travel in GET/SET_VRING_BASE, used descriptors are logged in the descriptor ring. */
+test.serial('QEMU live migration A → B → A, packed rings: pings lost, downtime, file integrity', (t) =>
+  retryingQemuGuestCrashes(t, (attempt) => migrateBackAndForth(t, { queuePairs: 1, migrations: 2, topology: 'tap', packed: true }, `mig-packed${attempt}`)),
 );
 
 /**

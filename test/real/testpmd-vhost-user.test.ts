@@ -9,9 +9,8 @@
  *    on the TAP's host end.
  *  - RX: frames injected on the TAP's host end → back-end → virtio RX ring → testpmd `rxonly`.
  *
- * We do not offer VIRTIO_F_RING_PACKED. DPDK's virtio PMD always requests it; `packed_vq=1` only
- * lets virtio_user pass a device's RING_PACKED offer through. Against us the bit is never offered,
- * never negotiated, and testpmd runs on split rings with `packed_vq=1` exactly as with `packed_vq=0`.
+ * Split and packed rings: we offer VIRTIO_F_RING_PACKED; DPDK's virtio PMD always requests it, and
+ * `packed_vq=1` lets virtio_user pass our offer through, so testpmd then runs packed rings.
  *
  * Serial: testpmd busy-polls one CPU and this machine has two.
  */
@@ -43,7 +42,7 @@ test.before(async () => {
 
 interface Variant {
   mrgRxbuf: boolean;
-  /** What virtio_user asks for; never negotiated, since we do not offer packed rings. */
+  /** Packed rings (virtio_user passes our RING_PACKED offer on). */
   packedVq: boolean;
 }
 
@@ -51,6 +50,7 @@ const variants: Variant[] = [
   { mrgRxbuf: true, packedVq: false },
   { mrgRxbuf: false, packedVq: false },
   { mrgRxbuf: true, packedVq: true },
+  { mrgRxbuf: false, packedVq: true },
 ];
 
 function backendLog(backend: BackendProcess): string {
@@ -79,19 +79,19 @@ function checkFeatures(t: ExecutionContext, variant: Variant, testpmd: Testpmd, 
   t.true(names.length > 0, `${phase}: back-end logged no "features negotiated" line`);
   t.true(names.includes('VIRTIO_F_VERSION_1'), `${phase}: VERSION_1`);
   t.is(names.includes('VIRTIO_NET_F_MRG_RXBUF'), variant.mrgRxbuf, `${phase}: MRG_RXBUF`);
-  t.false(names.includes('VIRTIO_F_RING_PACKED'), `${phase}: RING_PACKED must not be negotiated`);
+  t.is(names.includes('VIRTIO_F_RING_PACKED'), variant.packedVq, `${phase}: RING_PACKED`);
   const { offered, requested, sent } = testpmd.negotiatedFeatures();
   t.not(sent, undefined, `${phase}: virtio_user logged no "set features" line`);
   t.log(`${phase}: virtio_user requested 0x${requested?.toString(16)}, device features (back-end's, filtered by virtio_user's options) 0x${offered?.toString(16)}, set 0x${sent?.toString(16)}`);
-  // The virtio PMD always requests RING_PACKED; packed_vq only decides whether virtio_user passes
-  // the device's RING_PACKED bit through. We never offer it, so every variant runs split rings.
+  // The virtio PMD always requests RING_PACKED; packed_vq decides whether virtio_user passes our
+  // RING_PACKED offer through.
   t.true(hasFeature(requested ?? 0n, VirtioFeature.VIRTIO_F_RING_PACKED), `${phase}: the virtio PMD requests RING_PACKED`);
-  t.false(hasFeature(offered ?? 0n, VirtioFeature.VIRTIO_F_RING_PACKED), `${phase}: RING_PACKED reached the driver as offered`);
+  t.is(hasFeature(offered ?? 0n, VirtioFeature.VIRTIO_F_RING_PACKED), variant.packedVq, `${phase}: RING_PACKED reached the driver as offered`);
   // virtio_user logs its features before its vhost-user layer adds VHOST_USER_F_PROTOCOL_FEATURES.
   const front = describeFeatures(sent ?? 0n, VirtioFeature);
   const virtio = names.filter((name) => name !== 'VHOST_USER_F_PROTOCOL_FEATURES');
   t.deepEqual([...front].sort(), virtio.sort(), `${phase}: virtio_user's SET_FEATURES and the back-end's log agree`);
-  t.false(hasFeature(sent ?? 0n, VirtioFeature.VIRTIO_F_RING_PACKED), `${phase}: virtio_user runs split rings`);
+  t.is(hasFeature(sent ?? 0n, VirtioFeature.VIRTIO_F_RING_PACKED), variant.packedVq, `${phase}: virtio_user runs ${variant.packedVq ? 'packed' : 'split'} rings`);
   return names;
 }
 
