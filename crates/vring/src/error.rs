@@ -76,6 +76,10 @@ pub enum QueueError {
     /// **hostile** (front-end): a packed ring's avail or used position (SET_VRING_BASE) is not
     /// below the queue size.
     RingIndexOutOfRange { what: &'static str, index: u16, size: u16 },
+    /// A packed ring told to start at its start while its first descriptor shows it has moved on
+    /// (see `PackedQueue::new`): the front-end lost the ring's position (QEMU 7.2 after a back-end
+    /// restart).
+    PackedRingPositionLost,
     /// **hostile** (front-end): a ring address violates the alignment of virtio 1.2 §2.7 table 2.2.
     MisalignedRing { ring: &'static str, addr: u64, align: u64 },
     /// **hostile** (front-end): a ring is not entirely inside one guest memory region.
@@ -108,6 +112,11 @@ impl fmt::Display for QueueError {
             QueueError::InvalidSize { size } => {
                 write!(f, "queue size {size} is invalid (a split ring: a power of two in 1..=32768; a packed ring: 1..=32768)")
             }
+            QueueError::PackedRingPositionLost => f.write_str(
+                "packed ring set to start at position 0 of its first lap, but its first descriptor shows it has moved on: the front-end lost \
+                 the ring's position (QEMU 7.2 keeps none for a packed ring when the back-end restarts); the device stays down until the \
+                 guest's driver resets it (split rings survive back-end restarts)",
+            ),
             QueueError::RingIndexOutOfRange { what, index, size } => {
                 write!(f, "packed ring {what} position {} (wrap counter {}) is not below queue size {size}", index & 0x7fff, index >> 15)
             }

@@ -150,7 +150,24 @@ impl PackedQueue {
             log_addr.checked_add(EVENT_LEN).ok_or(QueueError::UsedLogOverflow { log_addr, len: EVENT_LEN })?;
         }
         let [desc, driver_event, device_event] = host;
-        Ok(PackedQueue { mem, state, desc, driver_event, device_event, signalled_used: None, used_since_signal: 0 })
+        let queue = PackedQueue { mem, state, desc, driver_event, device_event, signalled_used: None, used_since_signal: 0 };
+        if queue.driver_is_elsewhere() {
+            return Err(QueueError::PackedRingPositionLost);
+        }
+        Ok(queue)
+    }
+
+    /// Whether the queue is told to start at the very start of the ring (position 0, first lap)
+    /// while the descriptor there shows the ring has moved on: used by a device in the first lap,
+    /// or made available by the driver in the second. Neither can be seen at a true start, however
+    /// many laps the ring went round before it. It is what QEMU 7.2 sends after a back-end restart:
+    /// it keeps no position of a packed ring to resume from (its
+    /// `virtio_queue_packed_restore_last_avail_idx` does nothing) and replays the base it last
+    /// knew. (At the other positions QEMU may replay, the loss cannot be told from the ring.)
+    fn driver_is_elsewhere(&self) -> bool {
+        let start = self.state.next_avail == PACKED_RING_START && self.state.next_used == PACKED_RING_START;
+        let flags = self.desc_flags(0) & (VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED);
+        start && (flags == VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED || flags == VIRTQ_DESC_F_USED)
     }
 
     pub fn state(&self) -> QueueState {

@@ -314,3 +314,46 @@ fn used_descriptors_and_device_event_writes_are_noted_for_dirty_logging() {
     let device = state.used_addr;
     assert_eq!(*log.0.lock().unwrap(), vec![(desc + 8, 8), (desc + 16 + 8, 8), (device + 2, 2)]);
 }
+
+/// A ring set to start at its start when its first descriptor shows it has moved on (what QEMU 7.2
+/// replays after a back-end restart) is refused; a true start is not, however many laps came
+/// before it.
+#[test]
+fn a_start_the_ring_has_visibly_moved_past_is_refused() {
+    let (g, mut driver, mut queue) = setup(4, false);
+    let start = driver.state(false);
+    let restart = |g: &MockGuest| PackedQueue::new(g.memory().clone(), start);
+    assert!(restart(&g).is_ok(), "fresh, nothing posted");
+    let cycle = |driver: &mut MockPackedDriver, queue: &mut PackedQueue, descs: u64| {
+        let bufs: Vec<(u64, u32, bool)> = (0..descs).map(|i| (0x8000 + i * 0x100, 8, true)).collect();
+        driver.add_chain(&bufs);
+        driver.publish();
+        let chain = pop(queue);
+        queue.add_used(chain.head, chain.slots, 8);
+        driver.take_used().unwrap();
+    };
+    cycle(&mut driver, &mut queue, 1);
+    assert_eq!(restart(&g).unwrap_err(), QueueError::PackedRingPositionLost, "position 0 used in the first lap");
+    for _ in 0..3 {
+        cycle(&mut driver, &mut queue, 1);
+    }
+    driver.add_chain(&[(0x8000, 8, true)]);
+    driver.publish();
+    assert_eq!(restart(&g).unwrap_err(), QueueError::PackedRingPositionLost, "position 0 made available in the second lap");
+    let chain = pop(&mut queue);
+    queue.add_used(chain.head, chain.slots, 8);
+    driver.take_used().unwrap();
+    for _ in 0..3 {
+        cycle(&mut driver, &mut queue, 1);
+    }
+    assert_eq!(queue.state().next_avail, PACKED_RING_START, "two whole laps");
+    assert!(restart(&g).is_ok(), "a true start after two laps");
+
+    // Two laps of two-descriptor chains: the second descriptors keep their available flags.
+    let (g, mut driver, mut queue) = setup(4, false);
+    for _ in 0..4 {
+        cycle(&mut driver, &mut queue, 2);
+    }
+    assert_eq!(queue.state().next_avail, PACKED_RING_START);
+    assert!(restart(&g).is_ok());
+}
