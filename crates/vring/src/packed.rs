@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::desc::{indirect_table, read_raw_desc, DescChain, DescTable, Descriptor, DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
 use crate::error::QueueError;
 use crate::memory::GuestMemory;
+use crate::queue::{prefetch, PREFETCH_BUF_AHEAD, PREFETCH_DESC_AHEAD};
 use crate::state::{QueueState, MAX_QUEUE_SIZE};
 
 /// Descriptor flag (§2.8.1): made available by the driver in the lap of this wrap counter value.
@@ -207,6 +208,7 @@ impl PackedQueue {
         // Pairs with the driver's write barrier before it stores the head's flags: the chain's
         // descriptors are read only after we saw the head available.
         fence(Ordering::Acquire);
+        self.prefetch_ahead();
         let start = self.state.next_avail;
         let size = self.size();
         // Until the buffer id is known (last descriptor), errors name the chain by its position.
@@ -241,6 +243,29 @@ impl PackedQueue {
         chain.slots = count;
         self.state.next_avail = advance(start, count, size);
         Ok(true)
+    }
+
+    /// Asks the CPU to fetch what the buffers a few places ahead will need, as `SplitQueue` does
+    /// (the driver wrote them from another CPU: each first read is a cache miss): the descriptor
+    /// line PREFETCH_DESC_AHEAD places ahead, and the first line of the buffer PREFETCH_BUF_AHEAD
+    /// places ahead if the driver made it available already. Only hints: what is popped later is
+    /// read again, checked.
+    fn prefetch_ahead(&self) {
+        let size = self.size();
+        let at = |ahead: u16| advance(self.state.next_avail, ahead.min(size - 1), size);
+        let position = at(PREFETCH_DESC_AHEAD) & !WRAP;
+        // SAFETY: position < size, and the ring is mapped for `size` descriptors (`new`).
+        prefetch(unsafe { self.desc.add(usize::from(position) * DESC_SIZE as usize) }, false);
+        let index = at(PREFETCH_BUF_AHEAD);
+        let position = index & !WRAP;
+        if is_available(self.desc_flags(position), index & WRAP != 0) {
+            // SAFETY: as above; the descriptor is copied out once.
+            let raw = unsafe { ptr::read_unaligned(self.desc.add(usize::from(position) * DESC_SIZE as usize).cast::<[u8; 16]>()) };
+            let d = PackedDescriptor::from_le_bytes(raw);
+            if let Ok(host) = self.mem.translate(d.addr, 1) {
+                prefetch(host, d.flags & VIRTQ_DESC_F_WRITE != 0);
+            }
+        }
     }
 
     /// Puts back every chain popped since `popped_at` (a chain's `popped_at`). A position outside

@@ -21,10 +21,10 @@ pub const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 
 /// `pop_chain_into` starts fetching the chains behind the one it pops into the cache: the
 /// descriptor of the chain this many places ahead...
-const PREFETCH_DESC_AHEAD: u16 = 8;
+pub(crate) const PREFETCH_DESC_AHEAD: u16 = 8;
 /// ...and the first line of the first buffer of the chain this many places ahead (its descriptor,
 /// prefetched earlier, has arrived by then).
-const PREFETCH_BUF_AHEAD: u16 = 4;
+pub(crate) const PREFETCH_BUF_AHEAD: u16 = 4;
 
 /// Whether an event index `event_idx` was crossed by moving from `old` to `new` (§2.7.7.2).
 pub fn vring_need_event(event_idx: u16, new: u16, old: u16) -> bool {
@@ -309,7 +309,7 @@ impl SplitQueue {
 
 /// A hint to bring the cache line at `p` closer (`for_write`: exclusive, for a store); never
 /// faults, whatever `p` is.
-fn prefetch(p: *const u8, for_write: bool) {
+pub(crate) fn prefetch(p: *const u8, for_write: bool) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
