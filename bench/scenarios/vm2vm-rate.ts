@@ -30,13 +30,13 @@ const WARMUP_MS = 1000;
  */
 const PORT_MACS = ['02:00:00:be:00:01', '02:00:00:be:00:02'];
 
-/** One testpmd, flowgen on two virtio_user ports, forwarding on GENERATOR_CPU. */
-async function startGenerator(scope: Scope, socketPaths: [string, string], frameBytes: number): Promise<Testpmd> {
+/** One testpmd, flowgen on two virtio_user ports (packed rings if `packed`), forwarding on GENERATOR_CPU. */
+async function startGenerator(scope: Scope, socketPaths: [string, string], frameBytes: number, packed: boolean): Promise<Testpmd> {
   const generator = await startTestpmd({
     prefix: uniqueName('bg'),
     lcores: '0,1',
     mainLcore: SUBJECT_CPU, // forwards on GENERATOR_CPU
-    vdevs: socketPaths.map((path, index) => virtioUserVdev({ index, path, mac: PORT_MACS[index] })),
+    vdevs: socketPaths.map((path, index) => virtioUserVdev({ index, path, mac: PORT_MACS[index], packedVq: packed })),
     fwdMode: 'flowgen',
     txpkts: [frameBytes],
     totalNumMbufs: BENCH_MBUFS,
@@ -67,22 +67,34 @@ async function measure(opts: BenchOptions, generator: Testpmd, subjectPid: numbe
   };
 }
 
-/** Cases: the two frame sizes event-driven (the targets), and 64B with this back-end's optional busy polling. */
-const VM2VM_CASES: Record<string, { frameBytes: number; busyPollUs?: number }> = {
+interface Vm2vmCase {
+  frameBytes: number;
+  busyPollUs?: number;
+  /** Packed rings on the generator's ports (both subjects serve them). */
+  packed?: boolean;
+}
+
+/**
+ * Cases: the two frame sizes event-driven (the targets), 64B with this back-end's optional busy
+ * polling, and both sizes on packed rings.
+ */
+const VM2VM_CASES: Record<string, Vm2vmCase> = {
   '64B': { frameBytes: FRAME_CASES['64B'] },
   '1518B': { frameBytes: FRAME_CASES['1518B'] },
   '64B busy-poll': { frameBytes: FRAME_CASES['64B'], busyPollUs: BUSY_POLL_US },
+  '64B packed': { frameBytes: FRAME_CASES['64B'], packed: true },
+  '1518B packed': { frameBytes: FRAME_CASES['1518B'], packed: true },
 };
 
-async function runOurs(scope: Scope, frameBytes: number, opts: BenchOptions, busyPollUs?: number): Promise<RunOutcome> {
+async function runOurs(scope: Scope, { frameBytes, busyPollUs, packed = false }: Vm2vmCase, opts: BenchOptions): Promise<RunOutcome> {
   const backend = await startSwitchBackend(scope, { cpu: String(SUBJECT_CPU), busyPollUs });
-  const generator = await startGenerator(scope, [backend.socketPath, backend.socketPath], frameBytes);
+  const generator = await startGenerator(scope, [backend.socketPath, backend.socketPath], frameBytes, packed);
   const figures = await measure(opts, generator, backend.process.pid);
   backend.assertHealthy();
   return backendOutcome(figures, backend, generator);
 }
 
-async function runReference(scope: Scope, frameBytes: number, opts: BenchOptions): Promise<RunOutcome> {
+async function runReference(scope: Scope, { frameBytes, packed = false }: Vm2vmCase, opts: BenchOptions): Promise<RunOutcome> {
   const dir = socketDir(scope);
   const sockets: [string, string] = [join(dir, 'vhost0.sock'), join(dir, 'vhost1.sock')];
   const reference = await startTestpmd({
@@ -95,7 +107,7 @@ async function runReference(scope: Scope, frameBytes: number, opts: BenchOptions
     teardown: scope,
   });
   await reference.ready();
-  const generator = await startGenerator(scope, sockets, frameBytes);
+  const generator = await startGenerator(scope, sockets, frameBytes, packed);
   await reference.waitForLinkUp(0);
   await reference.waitForLinkUp(1);
   const figures = await measure(opts, generator, reference.pid);
@@ -112,6 +124,7 @@ export const vm2vmRate: Scenario = {
     notes: [
       `One testpmd owns both virtio-user ports and forwards on CPU ${GENERATOR_CPU}; the subject runs on CPU ${SUBJECT_CPU}.`,
       'Frame sizes on the wire incl. FCS: 64B = --txpkts=60, 1518B = --txpkts=1514.',
+      '"packed": the generator\'s virtio-user ports on packed rings (packed_vq=1), served as such by both subjects.',
       `"busy-poll": this back-end with --busy-poll ${BUSY_POLL_US} (workers poll for ${BUSY_POLL_US} µs after the last frame, guest kicks off meanwhile); the other cases are event-driven.`,
       'testpmd flowgen sends every frame from 00:01:02:03:04:00 to 00:01:02:03:04:01 on both ports, so to a learning switch this is one station moving between the two ports on every frame and an unknown destination flooded (the reference, io forwarding, looks at no address).',
       'Rate = the generator’s Rx-pps summed over both ports, averaged over the prints in the window.',
@@ -124,7 +137,7 @@ export const vm2vmRate: Scenario = {
     await ensureHugepages(512);
   },
   run(scope, subject: Subject, caseName, opts) {
-    const { frameBytes, busyPollUs } = VM2VM_CASES[caseName];
-    return subject === 'ours' ? runOurs(scope, frameBytes, opts, busyPollUs) : runReference(scope, frameBytes, opts);
+    const vm2vmCase = VM2VM_CASES[caseName];
+    return subject === 'ours' ? runOurs(scope, vm2vmCase, opts) : runReference(scope, vm2vmCase, opts);
   },
 };
