@@ -134,11 +134,12 @@ impl From<TapError> for DeviceError {
 struct VringSlot {
     num: u16,
     addrs: Option<VringAddrs>,
-    /// In `QueueState` form (a packed ring's carries its wrap counter in bit 15).
-    next_avail: u16,
-    /// Exact while the ring has run since the last SET_VRING_BASE; None means "take the driver's
-    /// used.idx at start" (a fresh split ring, a restored one after migration or reconnect), or
-    /// for a packed ring that never had a base, "start of the ring".
+    /// In `QueueState` form (a packed ring's carries its wrap counter in bit 15); None: no
+    /// SET_VRING_BASE since the reset, the start of the ring.
+    next_avail: Option<u16>,
+    /// Exact while the ring has run since the last SET_VRING_BASE; None means "work it out at
+    /// start" (`ring_setup`): a split ring takes the driver's used.idx (a fresh ring, a restored one
+    /// after migration or reconnect), a packed ring continues where its avail index is.
     next_used: Option<u16>,
     /// Some ⇔ the ring is started (spec "Ring states").
     kick: Option<Arc<OwnedFd>>,
@@ -353,10 +354,9 @@ impl NetDevice {
     /// index continues from the same place, as in DPDK (every buffer taken was used when the ring
     /// stopped; front-ends differ in what they put in bits 16–31).
     pub fn set_vring_base(&mut self, index: u16, base: u32) -> Result<(), DeviceError> {
-        let packed = self.packed();
         self.with_ring_stopped(index, |slot| {
-            slot.next_avail = base as u16;
-            slot.next_used = packed.then_some(base as u16);
+            slot.next_avail = Some(base as u16);
+            slot.next_used = None;
         })
     }
 
@@ -368,15 +368,22 @@ impl NetDevice {
     pub fn get_vring_base(&mut self, index: u16) -> Result<u32, DeviceError> {
         self.with_ring_stopped(index, |slot| slot.kick = None)?;
         let slot = &self.vrings[index as usize];
-        Ok(match (self.packed(), slot.next_used) {
-            (true, Some(used)) => u32::from(slot.next_avail) | u32::from(used) << 16,
-            _ => u32::from(slot.next_avail),
-        })
+        let avail = slot.next_avail.unwrap_or(self.ring_start());
+        Ok(if self.packed() { u32::from(avail) | u32::from(slot.next_used.unwrap_or(avail)) << 16 } else { u32::from(avail) })
     }
 
     /// VIRTIO_F_RING_PACKED was negotiated.
     fn packed(&self) -> bool {
         has(self.features, VIRTIO_F_RING_PACKED)
+    }
+
+    /// The index of a ring's first buffer in the negotiated layout.
+    fn ring_start(&self) -> u16 {
+        if self.packed() {
+            PACKED_RING_START
+        } else {
+            0
+        }
     }
 
     /// SET_VRING_KICK: the ring is started and processed from now on (what is already available
@@ -460,7 +467,7 @@ impl NetDevice {
         for (state, index) in [(report.rx.or(switch_rx), pair * 2), (report.tx, pair * 2 + 1)] {
             if let Some(state) = state {
                 let slot = &mut self.vrings[index as usize];
-                slot.next_avail = state.next_avail;
+                slot.next_avail = Some(state.next_avail);
                 slot.next_used = Some(state.next_used);
             }
         }
@@ -545,23 +552,22 @@ impl NetDevice {
         }
         let packed = self.packed();
         let (desc_addr, avail_addr, used_addr) = translate_rings(&self.memory, index, &addrs, slot.num, packed)?;
-        let next_used = match slot.next_used {
-            Some(used) => used,
-            None if packed => {
-                let slot = &mut self.vrings[index as usize];
-                slot.next_avail = PACKED_RING_START;
-                PACKED_RING_START
-            }
-            None => self.resume_used_index(index, used_addr)?,
+        let next_avail = slot.next_avail.unwrap_or(self.ring_start());
+        let (next_avail, next_used) = match slot.next_used {
+            Some(used) => (next_avail, used),
+            // No used index in guest memory: every buffer taken was used when the ring stopped.
+            None if packed => (next_avail, next_avail),
+            None => self.resume_used_index(index, used_addr, next_avail)?,
         };
-        let slot = &self.vrings[index as usize];
+        let slot = &mut self.vrings[index as usize];
+        (slot.next_avail, slot.next_used) = (Some(next_avail), Some(next_used));
         let state = QueueState {
             packed,
             size: slot.num,
             desc_addr,
             avail_addr,
             used_addr,
-            next_avail: slot.next_avail,
+            next_avail,
             next_used,
             event_idx: has(self.features, VIRTIO_RING_F_EVENT_IDX),
             used_log_addr: (addrs.flags & (1 << VHOST_VRING_F_LOG) != 0).then_some(addrs.log_guest_addr),
@@ -569,26 +575,21 @@ impl NetDevice {
         Ok(Some(RingSetup { state, kick, call: slot.call.clone(), enabled: slot.enabled }))
     }
 
-    /// A ring (re)started from SET_VRING_BASE continues at the driver's used.idx. If the base
-    /// differs, chains between them were taken by a previous back-end but never completed: like
-    /// DPDK we resume at used.idx (TX frames among them may be sent twice; RX buffers are reused).
-    fn resume_used_index(&mut self, index: u16, used_addr: u64) -> Result<u16, DeviceError> {
+    /// A split ring (re)started from SET_VRING_BASE (`base`) continues at the driver's used.idx,
+    /// returned as the next avail and used indices. If the base differs, chains between them were
+    /// taken by a previous back-end but never completed: like DPDK we resume at used.idx (TX frames
+    /// among them may be sent twice; RX buffers are reused).
+    fn resume_used_index(&mut self, index: u16, used_addr: u64, base: u16) -> Result<(u16, u16), DeviceError> {
         let used_idx: u16 = self
             .memory
             .read_obj(used_addr + 2)
             .map_err(|source| DeviceError::RingAddress { index, what: "used", source })?;
-        let slot = &mut self.vrings[index as usize];
-        if used_idx != slot.next_avail {
+        if used_idx != base {
             (self.on_event)(DeviceEvent::Notice {
-                message: format!(
-                    "queue {index}: base {} differs from the driver's used index {used_idx}; resuming at {used_idx} (in-flight chains are redone)",
-                    slot.next_avail
-                ),
+                message: format!("queue {index}: base {base} differs from the driver's used index {used_idx}; resuming at {used_idx} (in-flight chains are redone)"),
             });
-            slot.next_avail = used_idx;
         }
-        slot.next_used = Some(used_idx);
-        Ok(used_idx)
+        Ok((used_idx, used_idx))
     }
 }
 
