@@ -57,9 +57,8 @@ function backendLog(backend: BackendProcess): string {
   return readFileSync(backend.process.logPath, 'utf8');
 }
 
-test.serial('QEMU guest on vhost-user: features, ping both ways, iperf3 TCP both ways', async (t) => {
-  const { guest, ns, subnet, backend } = await startGuest(t, 'qemu-vu-traffic');
-
+/** Ping both ways, then iperf3 TCP both ways against a server in the namespace. */
+async function checkTraffic(t: ExecutionContext, { guest, ns, subnet }: VhostUserGuest, name: string): Promise<void> {
   const guestToHost = await pingFromGuest(guest, subnet.hostIp);
   t.log(`ping guest→host: ${guestToHost.received}/${guestToHost.transmitted}, avg ${guestToHost.avgMs} ms`);
   t.is(guestToHost.received, guestToHost.transmitted);
@@ -68,13 +67,7 @@ test.serial('QEMU guest on vhost-user: features, ping both ways, iperf3 TCP both
   t.log(`ping host→guest: ${hostToGuest.received}/${hostToGuest.transmitted}, avg ${hostToGuest.avgMs} ms`);
   t.is(hostToGuest.received, hostToGuest.transmitted);
 
-  const features = negotiatedFeatureNames(backendLog(backend));
-  t.log(`features negotiated with QEMU 7.2: ${features.join(' ')}`);
-  for (const name of ['VIRTIO_F_VERSION_1', 'VIRTIO_NET_F_MRG_RXBUF', 'VIRTIO_NET_F_CSUM', 'VIRTIO_NET_F_GUEST_CSUM', 'VIRTIO_NET_F_HOST_TSO4', 'VIRTIO_NET_F_GUEST_TSO4']) {
-    t.true(features.includes(name), `${name} negotiated`);
-  }
-
-  const server = await ns.spawn('iperf3', ['-s', '-B', subnet.hostIp, '--forceflush'], 'qemu-vu-iperf3-server', t);
+  const server = await ns.spawn('iperf3', ['-s', '-B', subnet.hostIp, '--forceflush'], `${name}-iperf3-server`, t);
   await server.waitForOutput(/Server listening/, 10_000);
   const send = parseIperf3Json(await guest.mustRun(`iperf3 -c ${subnet.hostIp} -t 3 -J`, 60_000));
   t.log(`iperf3 guest→host: ${mbps(send.bitsPerSecond)}, retransmits ${send.retransmits}`);
@@ -83,27 +76,25 @@ test.serial('QEMU guest on vhost-user: features, ping both ways, iperf3 TCP both
   // A floor far below a working link under TCG: catches a stalled path or TSO frames hitting the TAP raw.
   t.true(send.bitsPerSecond > 50e6, `guest→host ${mbps(send.bitsPerSecond)}`);
   t.true(receive.bitsPerSecond > 50e6, `host→guest ${mbps(receive.bitsPerSecond)}`);
+}
 
-  await guest.shutdown();
-  t.notRegex(backendLog(backend), STOPPED_OR_PANICKED);
+test.serial('QEMU guest on vhost-user: features, ping both ways, iperf3 TCP both ways', async (t) => {
+  const served = await startGuest(t, 'qemu-vu-traffic');
+  const features = negotiatedFeatureNames(backendLog(served.backend));
+  t.log(`features negotiated with QEMU 7.2: ${features.join(' ')}`);
+  for (const name of ['VIRTIO_F_VERSION_1', 'VIRTIO_NET_F_MRG_RXBUF', 'VIRTIO_NET_F_CSUM', 'VIRTIO_NET_F_GUEST_CSUM', 'VIRTIO_NET_F_HOST_TSO4', 'VIRTIO_NET_F_GUEST_TSO4']) {
+    t.true(features.includes(name), `${name} negotiated`);
+  }
+  await checkTraffic(t, served, 'qemu-vu-traffic');
+  await served.guest.shutdown();
+  t.notRegex(backendLog(served.backend), STOPPED_OR_PANICKED);
 });
 
 test.serial('QEMU guest on vhost-user with packed rings (packed=on): ping both ways, iperf3 TCP both ways, unload and reload', async (t) => {
-  const { guest, ns, subnet, backend } = await startGuest(t, 'qemu-vu-packed', 1, 'packed');
+  const served = await startGuest(t, 'qemu-vu-packed', 1, 'packed');
+  const { guest, subnet, backend } = served;
   t.true(negotiatedFeatureNames(backendLog(backend)).includes('VIRTIO_F_RING_PACKED'), 'packed rings negotiated');
-  const guestToHost = await pingFromGuest(guest, subnet.hostIp);
-  t.log(`ping guest→host on packed rings: ${guestToHost.received}/${guestToHost.transmitted}, avg ${guestToHost.avgMs} ms`);
-  t.true(guestToHost.transmitted > 0);
-  t.is(guestToHost.received, guestToHost.transmitted);
-  const hostToGuest = await pingFromNamespace(ns, subnet.guestIp);
-  t.is(hostToGuest.received, hostToGuest.transmitted);
-  const server = await ns.spawn('iperf3', ['-s', '-B', subnet.hostIp, '--forceflush'], 'qemu-vu-packed-iperf3-server', t);
-  await server.waitForOutput(/Server listening/, 10_000);
-  const send = parseIperf3Json(await guest.mustRun(`iperf3 -c ${subnet.hostIp} -t 3 -J`, 60_000));
-  const receive = parseIperf3Json(await guest.mustRun(`iperf3 -c ${subnet.hostIp} -t 3 -J -R`, 60_000));
-  t.log(`iperf3 on packed rings: guest→host ${mbps(send.bitsPerSecond)}, host→guest ${mbps(receive.bitsPerSecond)}`);
-  t.true(send.bitsPerSecond > 50e6, `guest→host ${mbps(send.bitsPerSecond)}`);
-  t.true(receive.bitsPerSecond > 50e6, `host→guest ${mbps(receive.bitsPerSecond)}`);
+  await checkTraffic(t, served, 'qemu-vu-packed');
   // The driver resets the device and lays new rings: they start again at wrap counter 1.
   await guest.mustRun('rmmod virtio_net');
   await guest.mustRun('insmod /lib/modules/virtio_net.ko && vu-netup');
@@ -145,7 +136,7 @@ test.serial('QEMU guest on vhost-user with 2 queue pairs (multiqueue TAP)', asyn
   await guest.shutdown();
 });
 
-test.serial('QEMU guest on vhost-user through a macvtap device node (--tap /dev/tapN): ping both ways, TCP', async (t) => {
+test.serial('QEMU guest on vhost-user through a macvtap device node (--tap /dev/tapN): ping both ways, iperf3 TCP both ways', async (t) => {
   const subnet = privateSubnet();
   const mac = guestMac();
   const macvtap = await createMacvtap(t, mac);
@@ -162,17 +153,7 @@ test.serial('QEMU guest on vhost-user through a macvtap device node (--tap /dev/
   await ns.moveLink(macvtap.peer);
   await ns.configure(macvtap.peer, subnet.hostCidr);
 
-  const guestToHost = await pingFromGuest(guest, subnet.hostIp);
-  t.log(`ping guest→host over the macvtap: ${guestToHost.received}/${guestToHost.transmitted}, avg ${guestToHost.avgMs} ms`);
-  t.true(guestToHost.transmitted > 0);
-  t.is(guestToHost.received, guestToHost.transmitted);
-  const hostToGuest = await pingFromNamespace(ns, subnet.guestIp);
-  t.is(hostToGuest.received, hostToGuest.transmitted);
-  const server = await ns.spawn('iperf3', ['-s', '-B', subnet.hostIp, '--forceflush'], 'qemu-vu-macvtap-iperf3-server', t);
-  await server.waitForOutput(/Server listening/, 10_000);
-  const send = parseIperf3Json(await guest.mustRun(`iperf3 -c ${subnet.hostIp} -t 2 -J`, 60_000));
-  t.log(`iperf3 guest→host over the macvtap: ${mbps(send.bitsPerSecond)}`);
-  t.true(send.bitsPerSecond > 50e6, `guest→host ${mbps(send.bitsPerSecond)}`);
+  await checkTraffic(t, { guest, ns, subnet, backend }, 'qemu-vu-macvtap');
   t.regex(backendLog(backend), /TAP opened.*tap=vm-/, 'the macvtap interface found by its node');
   await guest.shutdown();
   t.notRegex(backendLog(backend), STOPPED_OR_PANICKED);

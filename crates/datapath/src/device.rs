@@ -579,7 +579,7 @@ impl NetDevice {
     /// returned as the next avail and used indices. If the base differs, chains between them were
     /// taken by a previous back-end but never completed: like DPDK we resume at used.idx (TX frames
     /// among them may be sent twice; RX buffers are reused).
-    fn resume_used_index(&mut self, index: u16, used_addr: u64, base: u16) -> Result<(u16, u16), DeviceError> {
+    fn resume_used_index(&self, index: u16, used_addr: u64, base: u16) -> Result<(u16, u16), DeviceError> {
         let used_idx: u16 = self
             .memory
             .read_obj(used_addr + 2)

@@ -6,10 +6,10 @@
 //! Test harness code: it panics on misuse instead of returning errors.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::desc::{Buf, Descriptor, DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
-use crate::memory::{GuestMemory, MemoryRegion, RegionSpec};
+use crate::memory::{GuestMemory, MemoryRegion, RegionSpec, WriteLog};
 use crate::state::QueueState;
 
 /// Front-end virtual address that mock regions pretend to live at: `MOCK_USER_BASE + gpa`.
@@ -38,6 +38,24 @@ impl XorShift64 {
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
+    }
+}
+
+/// A write log that keeps every `(gpa, len)` the device reported, in order (tests read field 0).
+#[derive(Debug, Default)]
+pub struct RecordingLog(pub Mutex<Vec<(u64, usize)>>);
+
+impl WriteLog for RecordingLog {
+    fn log_write(&self, gpa: u64, len: usize) {
+        self.0.lock().unwrap().push((gpa, len));
+    }
+}
+
+impl RecordingLog {
+    /// Whether every byte of `[gpa, gpa + len)` was reported.
+    pub fn covers(&self, gpa: u64, len: usize) -> bool {
+        let ranges = self.0.lock().unwrap();
+        (gpa..gpa + len as u64).all(|b| ranges.iter().any(|&(s, l)| b >= s && b < s + l as u64))
     }
 }
 

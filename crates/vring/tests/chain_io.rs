@@ -1,18 +1,9 @@
 //! Moving packet bytes in and out of a popped chain: iovecs, header copies, dirty-log notes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use vring::mock::{MockDriver, MockGuest};
-use vring::{SplitQueue, VirtioNetHdr, WriteLog, NUM_BUFFERS_OFFSET, VIRTIO_NET_HDR_LEN};
-
-#[derive(Default)]
-struct RecordingLog(Mutex<Vec<(u64, usize)>>);
-
-impl WriteLog for RecordingLog {
-    fn log_write(&self, gpa: u64, len: usize) {
-        self.0.lock().unwrap().push((gpa, len));
-    }
-}
+use vring::mock::{MockDriver, MockGuest, RecordingLog};
+use vring::{SplitQueue, VirtioNetHdr, NUM_BUFFERS_OFFSET, VIRTIO_NET_HDR_LEN};
 
 #[test]
 fn tx_header_and_payload_from_readable_buffers() {

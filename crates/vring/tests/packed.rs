@@ -2,12 +2,12 @@
 //! buffer ids, wrap counters over many laps of rings of any size, indirect tables, malformed
 //! rings, event suppression both ways, dirty logging.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use vring::mock::MockGuest;
+use vring::mock::{MockGuest, RecordingLog};
 use vring::mock_packed::MockPackedDriver;
 use vring::packed::{advance, PackedDescriptor, RING_EVENT_FLAGS_DESC, RING_EVENT_FLAGS_DISABLE, RING_EVENT_FLAGS_ENABLE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_USED};
-use vring::{Buf, DescChain, PackedQueue, QueueError, QueueState, Virtqueue, WriteLog, PACKED_RING_START, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+use vring::{Buf, DescChain, PackedQueue, QueueError, QueueState, Virtqueue, PACKED_RING_START, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
 
 const MEM: u64 = 0x40000;
 const WRAP: u16 = 1 << 15;
@@ -282,15 +282,6 @@ fn event_idx_interrupts_at_the_named_descriptor_across_laps() {
     // The first decision always notifies; then the 4th use after each request (rounds 3, 7, …).
     let expected: Vec<u16> = std::iter::once(0).chain((0..10).map(|k| 4 * k + 3)).collect();
     assert_eq!(notified_at, expected);
-}
-
-#[derive(Default)]
-struct RecordingLog(Mutex<Vec<(u64, usize)>>);
-
-impl WriteLog for RecordingLog {
-    fn log_write(&self, gpa: u64, len: usize) {
-        self.0.lock().unwrap().push((gpa, len));
-    }
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! Split virtqueue, device side, driven by the mock driver (virtio 1.2 §2.7).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use vring::mock::{MockDriver, MockGuest};
+use vring::mock::{MockDriver, MockGuest, RecordingLog};
 use vring::{
-    vring_need_event, Buf, Descriptor, GuestMemory, QueueError, QueueState, SplitQueue, WriteLog,
+    vring_need_event, Buf, Descriptor, GuestMemory, QueueError, QueueState, SplitQueue,
     VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY,
 };
 
@@ -408,15 +408,6 @@ fn need_event_across_wrap() {
     assert!(vring_need_event(0, 1, 65535));
     assert!(!vring_need_event(2, 1, 65535));
     assert!(!vring_need_event(5, 5, 5));
-}
-
-#[derive(Default)]
-struct RecordingLog(Mutex<Vec<(u64, usize)>>);
-
-impl WriteLog for RecordingLog {
-    fn log_write(&self, gpa: u64, len: usize) {
-        self.0.lock().unwrap().push((gpa, len));
-    }
 }
 
 #[test]

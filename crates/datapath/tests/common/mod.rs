@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use datapath::{Counters, RingSetup, Tap, Worker, WorkerConfig};
+pub use vring::mock::RecordingLog;
 use vring::mock::{MockDriver, MockGuest};
-use vring::{GuestMemory, WriteLog};
+use vring::GuestMemory;
 
 pub const QUEUE_SIZE: u16 = 256;
 pub const MEM_SIZE: u64 = 8 << 20;
@@ -232,24 +233,6 @@ impl PacketSocket {
             }
             return Some(buf[..n as usize].to_vec());
         }
-    }
-}
-
-/// Records every range the device reports through `GuestMemory::note_write`.
-#[derive(Default)]
-pub struct RecordingLog(pub Mutex<Vec<(u64, usize)>>);
-
-impl WriteLog for RecordingLog {
-    fn log_write(&self, gpa: u64, len: usize) {
-        self.0.lock().unwrap().push((gpa, len));
-    }
-}
-
-impl RecordingLog {
-    /// Whether every byte of `[gpa, gpa + len)` was reported.
-    pub fn covers(&self, gpa: u64, len: usize) -> bool {
-        let ranges = self.0.lock().unwrap();
-        (gpa..gpa + len as u64).all(|b| ranges.iter().any(|&(s, l)| b >= s && b < s + l as u64))
     }
 }
 
