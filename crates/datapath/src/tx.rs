@@ -15,6 +15,13 @@ pub const TX_BATCH: usize = 64;
 /// Largest frame accepted after the virtio-net header: 64 KiB GSO frame plus Ethernet/VLAN headers.
 pub const MAX_TX_FRAME: u64 = 65562;
 
+/// Frames and bytes a batch sent (header excluded).
+#[derive(Default)]
+struct Sent {
+    frames: u64,
+    bytes: u64,
+}
+
 pub struct TxRing {
     pub ring: Ring,
     vnet_hdr_len: usize,
@@ -41,10 +48,16 @@ impl TxRing {
     /// left off: the worker looks at the ring again without being kicked.
     pub fn process(&mut self, port: &Port, counters: &Counters, polling: bool) -> Result<bool, RingFault> {
         self.ring.queue.disable_notification();
-        let batch = self.send_batch(port, counters);
+        let mut sent = Sent::default();
+        let batch = self.send_batch(port, counters, &mut sent);
         // Also when the batch broke off at a fault: the frames it forwarded to switch destinations
-        // become visible to them (else they wait, complete, until another sender publishes).
+        // become visible to them (else they wait, complete, until another sender publishes), and
+        // the frames it sent are counted.
         port.end_batch();
+        if sent.frames > 0 {
+            Counters::add(&counters.tx_frames, sent.frames);
+            Counters::add(&counters.tx_bytes, sent.bytes);
+        }
         let handled = batch?;
         if handled > 0 {
             self.ring.publish_used();
@@ -58,11 +71,10 @@ impl TxRing {
         Ok(self.ring.queue.enable_notification()?)
     }
 
-    /// Pops and sends up to TX_BATCH chains (their used elements not yet published); returns how
-    /// many.
-    fn send_batch(&mut self, port: &Port, counters: &Counters) -> Result<usize, RingFault> {
+    /// Pops and sends up to TX_BATCH chains (their used elements not yet published), counting
+    /// what was sent into `sent`; returns how many chains.
+    fn send_batch(&mut self, port: &Port, counters: &Counters, sent: &mut Sent) -> Result<usize, RingFault> {
         let mut handled = 0;
-        let (mut sent_frames, mut sent_bytes) = (0, 0);
         while handled < TX_BATCH {
             if !self.ring.queue.pop_chain_into(&mut self.chain)? {
                 break;
@@ -70,16 +82,12 @@ impl TxRing {
             if !self.ring.enabled {
                 Counters::add(&counters.tx_dropped, 1);
             } else if let Some(bytes) = self.send(port, counters)? {
-                sent_frames += 1;
-                sent_bytes += bytes;
+                sent.frames += 1;
+                sent.bytes += bytes;
             }
             // The device wrote nothing into a TX buffer: used length 0 (§2.7.8).
             self.ring.queue.add_used(&self.chain, 0)?;
             handled += 1;
-        }
-        if handled > 0 {
-            Counters::add(&counters.tx_frames, sent_frames);
-            Counters::add(&counters.tx_bytes, sent_bytes);
         }
         Ok(handled)
     }

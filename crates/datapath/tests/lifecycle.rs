@@ -213,6 +213,26 @@ fn looping_tx_chain_faults_once_and_parks() {
     });
 }
 
+/// A frame sent in the batch that then broke off at the fault is counted as sent.
+#[test]
+fn frames_sent_before_a_fault_in_the_same_batch_are_counted() {
+    in_fresh_netns(|| {
+        let mut rig = Rig::new(PLAIN);
+        let frame = test_frame([0xff; 6], GUEST_MAC, 80, 1);
+        rig.guest_send(&[0; 12], &frame, &[]);
+        let (head, _) = rig.tx.add_alloc_chain(&[(16, false)]);
+        rig.tx.write_desc(head, Descriptor { addr: MEM_SIZE + (1 << 30), len: 64, flags: 0, next: 0 });
+        rig.tx.publish_avail();
+        let worker = rig.start();
+        kick(&rig.tx_kick);
+        assert_eq!(rig.sock.recv_from(GUEST_MAC, WAIT).as_deref(), Some(&frame[..]), "sent before the fault");
+        wait_until("the fault", || !rig.faults().is_empty());
+        worker.stop();
+        let c = rig.counters.snapshot();
+        assert_eq!((c.tx_frames, c.tx_bytes), (1, 80));
+    });
+}
+
 #[test]
 fn a_tap_deleted_under_the_worker_stops_the_pair_as_a_host_failure_not_a_guest_fault() {
     in_fresh_netns(|| {
