@@ -3,26 +3,15 @@
  * (`--dhcp-leases-per-port`), end to end: DHCP frames from test front-ends go through the native
  * switch to the host port, which tells the control plane which port each came in on.
  */
-import test, { type ExecutionContext } from 'ava';
-import { TestFrontend } from '../helpers/test-frontend.ts';
+import test from 'ava';
 import { startInProcessSwitch, waitUntil } from '../helpers/switch-harness.ts';
-import { Station } from '../helpers/station.ts';
-import type { Mac } from '../helpers/frames.ts';
+import { connectStation } from '../helpers/station.ts';
 import { DISCOVER, OFFER, clientFrame, mac, readReply } from '../switch/dhcp-frames.ts';
 import { DHCP_CLIENT_PORT } from '../../src/switch/dhcp-server.ts';
 import { parseUdpFrame } from '../../src/switch/packet.ts';
 import { formatMac } from '../../src/device/mac.ts';
 
 const LIMIT = 2;
-
-async function station(t: ExecutionContext, name: string, socketPath: string, stationMac: Mac): Promise<Station> {
-  const fe = TestFrontend.connect(socketPath, { queueSize: 64, memoryBytes: 1 << 20 });
-  t.teardown(() => fe.close());
-  await fe.negotiate();
-  const s = new Station(name, fe, stationMac);
-  s.postRxBuffers(16);
-  return s;
-}
 
 /** The chaddr of every DHCP OFFER among `frames`. */
 function offeredTo(frames: Uint8Array[]): string[] {
@@ -35,8 +24,8 @@ function offeredTo(frames: Uint8Array[]): string[] {
 
 test('a guest port inventing DHCP clients gets offers for LIMIT of them; another guest still gets one', async (t) => {
   const r = await startInProcessSwitch(t, { dhcp: '10.0.7.0/24', dhcpLeasesPerPort: LIMIT });
-  const greedy = await station(t, 'greedy', r.socketPath, mac(1));
-  const other = await station(t, 'other', r.socketPath, mac(9));
+  const greedy = await connectStation(t, 'greedy', r.socketPath, mac(1), 16);
+  const other = await connectStation(t, 'other', r.socketPath, mac(9), 16);
   for (const n of [1, 2, 3, 4]) greedy.sendFrame(clientFrame({ mac: mac(n), type: DISCOVER }));
   await waitUntil(() => r.switchMode.stats()['dhcp.discover'] === 4, () => `DISCOVERs handled: ${r.switchMode.stats()['dhcp.discover']}`);
   other.sendFrame(clientFrame({ mac: mac(9), type: DISCOVER }));

@@ -5,11 +5,10 @@
  * other MAC. Both are counted as `spoofed` drops on the sender's port. While the locked guest is
  * away its MAC stays reserved; removing the port frees it.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { join } from 'node:path';
-import { TestFrontend } from '../helpers/test-frontend.ts';
 import { startInProcessSwitch, waitUntil } from '../helpers/switch-harness.ts';
-import { Station } from '../helpers/station.ts';
+import { connectStation } from '../helpers/station.ts';
 import type { Mac } from '../helpers/frames.ts';
 
 const MAC_LOCKED: Mac = Uint8Array.of(0x52, 0x54, 0, 0, 0x50, 0x01);
@@ -17,22 +16,13 @@ const MAC_PEER: Mac = Uint8Array.of(0x52, 0x54, 0, 0, 0x50, 0x02);
 const MAC_OTHER: Mac = Uint8Array.of(0x52, 0x54, 0, 0, 0x50, 0x03);
 const FRAMES = 8;
 
-async function station(t: ExecutionContext, name: string, socketPath: string, mac: Mac): Promise<Station> {
-  const fe = TestFrontend.connect(socketPath, { queueSize: 64, memoryBytes: 1 << 20 });
-  t.teardown(() => fe.close());
-  await fe.negotiate();
-  const s = new Station(name, fe, mac);
-  s.postRxBuffers(4 * FRAMES);
-  return s;
-}
-
 test('a port locked to a MAC: nobody else sends from it or takes its traffic, and it sends from no other MAC', async (t) => {
   const r = await startInProcessSwitch(t);
   const lockedPath = join(r.socketPath, '..', 'locked.sock');
   r.switchMode.addPort('locked', lockedPath, 0, MAC_LOCKED);
-  const locked = await station(t, 'locked', lockedPath, MAC_LOCKED);
-  const peer = await station(t, 'peer', r.socketPath, MAC_PEER);
-  const spoofer = await station(t, 'spoofer', r.socketPath, MAC_LOCKED);
+  const locked = await connectStation(t, 'locked', lockedPath, MAC_LOCKED, 4 * FRAMES);
+  const peer = await connectStation(t, 'peer', r.socketPath, MAC_PEER, 4 * FRAMES);
+  const spoofer = await connectStation(t, 'spoofer', r.socketPath, MAC_LOCKED, 4 * FRAMES);
   const drops = (port: string) => r.switchMode.ports().find((p) => p.name === port)?.drops.spoofed ?? 0n;
   const spooferPort = 'guest2'; // the shared socket's second front-end
 
@@ -61,13 +51,13 @@ test("while the locked port's guest is away nobody takes its MAC; removing the p
   const r = await startInProcessSwitch(t);
   const lockedPath = join(r.socketPath, '..', 'locked.sock');
   r.switchMode.addPort('locked', lockedPath, 0, MAC_LOCKED);
-  const locked = await station(t, 'locked', lockedPath, MAC_LOCKED);
+  const locked = await connectStation(t, 'locked', lockedPath, MAC_LOCKED, 4 * FRAMES);
   locked.fe.close();
   await waitUntil(() => r.switchMode.ports().find((p) => p.name === 'locked')?.state === 'waiting', () => JSON.stringify(r.switchMode.ports().map((p) => [p.name, p.state])));
   t.like(r.switchMode.ports().find((p) => p.name === 'locked'), { mac: '52:54:00:00:50:01', macLocked: true });
 
-  const peer = await station(t, 'peer', r.socketPath, MAC_PEER);
-  const spoofer = await station(t, 'spoofer', r.socketPath, MAC_OTHER);
+  const peer = await connectStation(t, 'peer', r.socketPath, MAC_PEER, 4 * FRAMES);
+  const spoofer = await connectStation(t, 'spoofer', r.socketPath, MAC_OTHER, 4 * FRAMES);
   await spoofer.send(MAC_PEER, 0, FRAMES, MAC_LOCKED);
   t.deepEqual(peer.takeReceived(), [], 'the away guest\'s MAC is still nobody else\'s');
 

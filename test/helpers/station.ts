@@ -2,9 +2,10 @@
  * A test front-end used as a station on a switch: RX buffers posted up front (one frame each),
  * numbered frames of a fixed size sent on TX, received frames read back by number.
  */
+import type { ExecutionContext } from 'ava';
 import type { Mac } from './frames.ts';
 import { waitUntil } from './switch-harness.ts';
-import type { TestFrontend } from './test-frontend.ts';
+import { TestFrontend } from './test-frontend.ts';
 
 export const RX = 0;
 export const TX = 1;
@@ -93,4 +94,14 @@ export class Station {
     );
     return seqs;
   }
+}
+
+/** A station on a fresh test front-end connected to `socketPath` (closed at teardown), with `rxBuffers` RX buffers posted. */
+export async function connectStation(t: ExecutionContext, name: string, socketPath: string, mac: Mac, rxBuffers: number): Promise<Station> {
+  const fe = TestFrontend.connect(socketPath, { queueSize: 64, memoryBytes: 1 << 20 });
+  t.teardown(() => fe.close());
+  await fe.negotiate();
+  const station = new Station(name, fe, mac);
+  station.postRxBuffers(rxBuffers);
+  return station;
 }
