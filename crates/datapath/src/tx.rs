@@ -50,14 +50,15 @@ impl TxRing {
         self.ring.queue.disable_notification();
         let mut sent = Sent::default();
         let batch = self.send_batch(port, counters, &mut sent);
-        // Also when the batch broke off at a fault: the frames it forwarded to switch destinations
-        // become visible to them (else they wait, complete, until another sender publishes), and
-        // the frames it sent are counted.
-        port.end_batch();
+        // Also when the batch broke off at a fault: the frames it sent are counted, and those it
+        // forwarded to switch destinations become visible to them (else they wait, complete,
+        // until another sender publishes). Counted first: a switch destination, or the driver
+        // seeing its chain used, finds the frame counted.
         if sent.frames > 0 {
             Counters::add(&counters.tx_frames, sent.frames);
             Counters::add(&counters.tx_bytes, sent.bytes);
         }
+        port.end_batch();
         let handled = batch?;
         if handled > 0 {
             self.ring.publish_used();

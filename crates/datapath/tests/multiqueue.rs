@@ -32,6 +32,8 @@ fn each_queue_pair_sends_and_receives_through_its_own_tap_queue() {
             (0..2).filter_map(|_| rigs[0].sock.recv_from(GUEST_MAC, Duration::from_secs(3))).collect();
         got.sort_by_key(|f| f.len());
         assert_eq!(got, sent, "one frame from each queue pair");
+        // The batch's counters are added before its used elements are published.
+        wait_until("both used elements", || rigs.iter().all(|r| r.tx.used_idx() == 1));
         assert_eq!(rigs.iter().map(|r| r.counters.snapshot().tx_frames).collect::<Vec<_>>(), [1, 1]);
 
         // The kernel picks the TAP queue of an inbound frame: it lands in exactly one guest ring.

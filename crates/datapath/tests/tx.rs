@@ -136,6 +136,8 @@ fn checksum_and_gso_requests_pass_through_to_the_tap() {
             &frame[..],
             "one unsegmented frame, byte for byte"
         );
+        // The batch's counters are added before its used elements are published.
+        wait_until("used element", || rig.tx.used_idx() == 1);
         let c = rig.counters.snapshot();
         assert_eq!((c.tx_frames, c.tx_errors), (1, 0));
         worker.stop();
