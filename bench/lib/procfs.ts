@@ -1,9 +1,9 @@
 /**
  * What the kernel says about a process and an interface: CPU time (utime + stime of all threads,
- * /proc/<pid>/stat), resident memory (/proc/<pid>/status VmRSS), CPU affinity, and an interface's
- * packet counters read inside a network namespace.
+ * /proc/<pid>/stat, or of the threads with a given name), resident memory (/proc/<pid>/status
+ * VmRSS), CPU affinity, and an interface's packet counters read inside a network namespace.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on every Linux/x86 build). */
@@ -11,13 +11,33 @@ const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { enc
 
 /** CPU seconds (user + system, all threads) the process `pid` has used so far. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).cpuSeconds;
+}
+
+/** CPU seconds used so far by the threads of `pid` whose name (comm) matches `name`. */
+export function threadCpuSeconds(pid: number, name: RegExp): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat;
+    try {
+      stat = parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    if (name.test(stat.comm)) total += stat.cpuSeconds;
+  }
+  return total;
+}
+
+/** The name and CPU seconds (utime + stime) in a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat line. */
+function parseStat(stat: string): { comm: string; cpuSeconds: number } {
+  // The name may hold spaces and parentheses: it ends at the last ')'.
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
   // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
-  return (utime + stime) / CLOCK_TICKS_PER_SECOND;
+  return { comm: stat.slice(stat.indexOf('(') + 1, close), cpuSeconds: (utime + stime) / CLOCK_TICKS_PER_SECOND };
 }
 
 /** Resident set size of `pid` in KiB. */

@@ -13,13 +13,15 @@ import { mustRun } from '../../test/helpers/proc.ts';
 import { startTapBackend, type BenchBackend } from '../lib/backend.ts';
 import { affinityText, BUSY_POLL_US, SUBJECT_CPU } from '../lib/dpdk.ts';
 import type { BenchOptions } from '../lib/options.ts';
-import { CpuWindow } from '../lib/procfs.ts';
+import { CpuWindow, threadCpuSeconds } from '../lib/procfs.ts';
 import type { Subject } from '../lib/results.ts';
 import type { RunOutcome, Scenario } from '../lib/scenario.ts';
 import type { Scope } from '../lib/scope.ts';
 
 const GUEST_CPU = 0;
 const PING_COUNT = 50;
+/** QEMU's TCG vCPU threads (named so with `-name …,debug-threads=on`, see qemu-args.ts). */
+const VCPU_THREAD = /^CPU \d+\/TCG$/;
 
 interface Setup {
   guest: Guest;
@@ -62,9 +64,12 @@ async function runOnce(scope: Scope, subject: Subject, opts: BenchOptions, busyP
   const seconds = Math.max(1, Math.round(opts.seconds));
   const timeout = (seconds + 60) * 1000;
   const cpu = backend ? new CpuWindow(backend.process.pid, guest.qemu.pid, [server.pid]) : new CpuWindow(guest.qemu.pid, undefined, [server.pid]);
+  const vcpuFrom = { atMs: performance.now(), seconds: threadCpuSeconds(guest.qemu.pid, VCPU_THREAD) };
   const send = parseIperf3Json(await guest.mustRun(`iperf3 -c ${hostIp} -t ${seconds} -J`, timeout));
   const receive = parseIperf3Json(await guest.mustRun(`iperf3 -c ${hostIp} -t ${seconds} -J -R`, timeout));
   const cpuFigures = cpu.end();
+  const vcpuCpu = (threadCpuSeconds(guest.qemu.pid, VCPU_THREAD) - vcpuFrom.seconds) / ((performance.now() - vcpuFrom.atMs) / 1000);
+  if (!(vcpuCpu > 0)) throw new Error(`no CPU time found on QEMU's vCPU threads (${VCPU_THREAD}): are its threads named?`);
   const ping = parsePing((await guest.run(`ping -c ${PING_COUNT} -i 0.1 -w 30 ${hostIp}`, 60_000)).output);
   const figures: Record<string, number> = {
     guestToHostBps: send.bitsPerSecond,
@@ -72,6 +77,7 @@ async function runOnce(scope: Scope, subject: Subject, opts: BenchOptions, busyP
     pingRttMs: ping.avgMs ?? Number.NaN,
     pingRttMedianMs: ping.medianMs ?? Number.NaN,
     qemuCpu: backend ? cpuFigures.generatorCpu : cpuFigures.cpuShare,
+    vcpuCpu,
     backendCpu: backend ? cpuFigures.cpuShare : 0,
     otherCpu: cpuFigures.otherCpu,
   };
@@ -102,11 +108,13 @@ export const guestTcp: Scenario = {
       { key: 'pingRttMs', label: `ping RTT guest→host (avg of ${PING_COUNT})`, unit: 'ms', higherIsBetter: false },
       { key: 'pingRttMedianMs', label: `ping RTT guest→host (median of ${PING_COUNT}: one slow reply under TCG does not move it)`, unit: 'ms', higherIsBetter: false },
       { key: 'qemuCpu', label: 'QEMU CPU during iperf3', unit: 'CPU', higherIsBetter: false },
+      { key: 'vcpuCpu', label: "QEMU's vCPU thread during iperf3: the guest itself", unit: 'CPU', higherIsBetter: true, context: true },
       { key: 'backendCpu', label: 'back-end CPU during iperf3 (0 for the built-in tap)', unit: 'CPU', higherIsBetter: false },
       { key: 'otherCpu', label: 'CPU used by other processes meanwhile (noise)', unit: 'CPU', higherIsBetter: false, context: true },
     ],
     notes: [
       `QEMU (all threads) on CPU ${GUEST_CPU}, this back-end on CPU ${SUBJECT_CPU}; the guest is TCG-emulated, so its own CPU is the usual limit.`,
+      `The vCPU thread's share of CPU ${GUEST_CPU} bounds what any back-end can gain here: taking all of QEMU's other work (its built-in tap included) off that CPU speeds a CPU-bound guest up by at most 1 / (the reference's vCPU share).`,
       'One iperf3 run of --seconds each way per run; ping after iperf3.',
       `"tcp busy-poll": this back-end with --busy-poll ${BUSY_POLL_US} (the reference is the same QEMU tap).`,
     ],

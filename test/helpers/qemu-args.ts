@@ -39,6 +39,8 @@ export function qemuGuestArgs(config: QemuGuestConfig): string[] {
     '-cpu', config.cpuModel ?? 'max',
     '-smp', String(config.cpus),
     '-m', `${config.memoryMiB}M`,
+    // Names QEMU's threads: the vCPU threads are `CPU <n>/TCG` (the bench measures them apart).
+    '-name', 'guest,debug-threads=on',
     '-object', `memory-backend-memfd,id=mem,size=${config.memoryMiB}M,share=on`,
     '-numa', 'node,memdev=mem',
     '-nodefaults',
