@@ -30,7 +30,7 @@ export function threadCpuSeconds(pid: number, name: RegExp): number {
 }
 
 /** The name and CPU seconds (utime + stime) in a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat line. */
-function parseStat(stat: string): { comm: string; cpuSeconds: number } {
+export function parseStat(stat: string): { comm: string; cpuSeconds: number } {
   // The name may hold spaces and parentheses: it ends at the last ')'.
   const close = stat.lastIndexOf(')');
   const fields = stat.slice(close + 2).split(' ');

@@ -20,8 +20,9 @@ import type { Scope } from '../lib/scope.ts';
 
 const GUEST_CPU = 0;
 const PING_COUNT = 50;
-/** QEMU's TCG vCPU threads (named so with `-name …,debug-threads=on`, see qemu-args.ts). */
-const VCPU_THREAD = /^CPU \d+\/TCG$/;
+/** QEMU's TCG vCPU threads, named with `-name …,debug-threads=on` (qemu-args.ts): `CPU <n>/TCG`,
+ * or `ALL CPUs/TCG` with one TCG thread. */
+const VCPU_THREAD = /^(CPU \d+|ALL CPUs)\/TCG$/;
 
 interface Setup {
   guest: Guest;
