@@ -3,6 +3,7 @@
 // our back-end), and runs shell commands in it through the serial command agent.
 
 import { AgentChannel, GuestError, type CommandResult } from './guest-agent.ts';
+import { guestCrashLine } from './guest-crash.ts';
 import { ensureGuestImage } from './guest-image.ts';
 import { describeExit, spawnLogged, type LoggedProcess, type Teardown } from './proc.ts';
 import { qemuGuestArgs } from './qemu-args.ts';
@@ -50,9 +51,12 @@ export class Guest {
     this.agent = new AgentChannel((line) => qemu.write(`${line}\n`));
     this.agent.feed(qemu.tail(Number.MAX_SAFE_INTEGER)); // output that came before this listener
     qemu.onOutput((text) => this.agent.feed(text));
-    void qemu.exited.then((status) =>
-      this.agent.fail(new GuestError('VU_GUEST_EXITED', `guest ${name}: QEMU exited (${describeExit(status)}); log ${qemu.logPath}:\n${qemu.tail(2000)}`)),
-    );
+    void qemu.exited.then((status) => {
+      // The crash report gets a line of its own: the tail quoted below may start after it.
+      const crash = guestCrashLine(qemu.tail(Number.MAX_SAFE_INTEGER));
+      const crashed = crash ? `the guest crashed: ${crash}\n` : '';
+      this.agent.fail(new GuestError('VU_GUEST_EXITED', `guest ${name}: QEMU exited (${describeExit(status)}); log ${qemu.logPath}:\n${crashed}${qemu.tail(2000)}`));
+    });
   }
 
   /** The log file with QEMU's stderr and the guest console. */

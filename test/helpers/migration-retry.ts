@@ -16,8 +16,7 @@
  * attempts.
  */
 import type { ExecutionContext } from 'ava';
-
-const GUEST_PANIC = /Kernel panic|BUG: |Oops: |invalid opcode/;
+import { guestCrashLine } from './guest-crash.ts';
 
 export async function retryingQemuGuestCrashes(t: ExecutionContext, run: (attempt: number) => Promise<void>, attempts = 8): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -29,9 +28,11 @@ export async function retryingQemuGuestCrashes(t: ExecutionContext, run: (attemp
       // a BUG such as "soft lockup - CPU#0 stuck for 26s! [swapper/0:0]", or silently).
       const code = (error as { code?: string }).code;
       const message = String((error as Error).message);
-      const crashed = (code === 'VU_GUEST_EXITED' && GUEST_PANIC.test(message)) || code === 'VU_GUEST_TIMEOUT';
+      // (A guest's crash report is in the message: Guest names it when QEMU exits.)
+      const crash = guestCrashLine(message);
+      const crashed = (code === 'VU_GUEST_EXITED' && crash !== undefined) || code === 'VU_GUEST_TIMEOUT';
       if (!crashed || attempt === attempts) throw error;
-      const seen = GUEST_PANIC.exec(message)?.[0] ?? 'no answer on its console';
+      const seen = crash ?? 'no answer on its console';
       t.log(`attempt ${attempt}: the guest crashed or hung after migration (${seen.trim()}; a QEMU 7.2 TCG fault, reproduced without vhost-user); retrying`);
     }
   }
