@@ -154,6 +154,8 @@ export interface SwitchPortInfo {
   vlan: number;
   /** Port security: the one MAC the port sends from, which no other port sends from. */
   lockedMac?: string;
+  /** IPv4 port security: the addresses the port sends IPv4 and ARP from, which no other port claims. */
+  lockedIps?: string[];
   /** Frames forwarded to the port can go somewhere: false while a guest's RX ring is not started (or broke), and once a stream uplink's peer has left. */
   attached: boolean;
   /** toPortFrames, toPortBytes, fromPortFrames, fromPortBytes, dropNoBuffer, dropNotReady, dropRunt, dropTooBig, dropTagged, dropSpoofed, dropPortError, dropBadOffload, learnTableFull. */
@@ -186,6 +188,15 @@ export interface Switch {
   /** No port without a lock of its own sends from `mac` until `releaseMac(mac)` (a named port's MAC while its guest is away). */
   reserveMac(mac: Uint8Array): void;
   releaseMac(mac: Uint8Array): void;
+  /**
+   * IPv4 port security for the port (4 bytes per address, network order): it sends IPv4 and ARP
+   * only from `addresses` (or 0.0.0.0 as a DHCP client or ARP probe) and nothing but IPv4, ARP and
+   * RARP, and no other port claims them.
+   */
+  lockIps(portId: number, addresses: Uint8Array): void;
+  /** No port without a lock of its own claims `addresses` until `releaseIps` (a named port's addresses while its guest is away). */
+  reserveIps(addresses: Uint8Array): void;
+  releaseIps(addresses: Uint8Array): void;
   /** Sends a frame into the switch from a host port. */
   inject(portId: number, frame: Uint8Array): void;
   close(): void;

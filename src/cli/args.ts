@@ -3,19 +3,20 @@
  * (--socket-path, --fd, --print-capabilities) and are part of the interface: scripts depend on them.
  */
 import { parseMac, type MacAddress } from '../device/mac.ts';
+import { parseLockedIp, type PortSecurity } from '../switch/port-security.ts';
 import { MAX_BUSY_POLL_US, MAX_MTU, MAX_QUEUE_PAIRS, MIN_MTU } from '../device/limits.ts';
 import { defaultAllowUids } from '../backend/access.ts';
 import { lookupGroupId } from './group-id.ts';
 import { defaultControlPath, defaultSocketPath } from '../switch/default-paths.ts';
 import { DEFAULT_LEASES_PER_PORT } from '../switch/dhcp-config.ts';
 
-/** A named switch port (`--port NAME=PATH[,vlan=N][,mac=MAC]`). */
+/** A named switch port (`--port NAME=PATH[,vlan=N][,mac=MAC[,ip=ADDR]…]`). */
 export interface SwitchPortOption {
   name: string;
   path: string;
   vlan: number;
-  /** Port security: the guest on it sends only from this MAC, and no other port does. */
-  lockedMac?: MacAddress;
+  /** Port security: the MAC (and IPv4 addresses) the guest on it sends from, and no other port does. */
+  security?: PortSecurity;
 }
 
 export interface BackendOptions {
@@ -29,7 +30,7 @@ export interface BackendOptions {
   /** The dedicated one-guest TAP back-end; undefined: the userspace switch. */
   tap?: string;
   queuePairs: number;
-  /** Switch mode: named single-guest sockets (`--port NAME=PATH[,vlan=N][,mac=MAC]`). */
+  /** Switch mode: named single-guest sockets (`--port NAME=PATH[,vlan=N][,mac=MAC[,ip=ADDR]…]`). */
   ports: SwitchPortOption[];
   /** Switch mode: `tap:NAME`, `stream:unix:PATH`, `stream:tcp:HOST:PORT`, each with an optional access VLAN. */
   uplinks: { spec: string; vlan: number }[];
@@ -89,7 +90,9 @@ Switch mode:
                          1..4094; ports only reach ports of their own VLAN, and
                          frames that arrive tagged are dropped)
                          (--port takes ,mac=MAC: port security; the guest on it
-                         sends only from MAC, and no other port sends from MAC)
+                         sends only from MAC, and no other port sends from MAC;
+                         and then ,ip=ADDR, repeatable: IPv4 and ARP only from
+                         ADDR, no IPv6, and no other port claims ADDR)
   --dhcp CIDR|off        the DHCP server's subnet (default ${DEFAULT_DHCP_CIDR})
   --dhcp-leases-per-port N
                          most DHCP clients one guest port may hold addresses for
@@ -150,28 +153,33 @@ function parseGroup(text: string, lookup: (name: string) => number | undefined):
 }
 
 /**
- * `SPEC[,vlan=N][,mac=MAC]` (options in any order, each once; `allowed` says which `flag` takes):
- * an 802.1Q access VLAN (1..4094; 0, the default, is the untagged segment) and a MAC the port is
- * locked to (port security).
+ * `SPEC[,vlan=N][,mac=MAC][,ip=ADDR]…` (options in any order, each once but `ip`; `allowed` says
+ * which `flag` takes): an 802.1Q access VLAN (1..4094; 0, the default, is the untagged segment)
+ * and port security: a MAC the port is locked to, and IPv4 addresses (which need the MAC).
  */
-export function splitPortOptions(text: string, flag: string, allowed: readonly ('vlan' | 'mac')[]): { body: string; vlan: number; lockedMac?: MacAddress } {
+export function splitPortOptions(text: string, flag: string, allowed: readonly ('vlan' | 'mac' | 'ip')[]): { body: string; vlan: number; security?: PortSecurity } {
   let body = text;
   let vlan: number | undefined;
   let lockedMac: MacAddress | undefined;
-  for (let match; (match = /^(.*),(vlan|mac)=([^,]*)$/.exec(body)); body = match[1]) {
+  const ips: number[] = [];
+  for (let match; (match = /^(.*),(vlan|mac|ip)=([^,]*)$/.exec(body)); body = match[1]) {
     const [, , key, setting] = match;
-    if (!allowed.includes(key as 'vlan' | 'mac')) throw new UsageError(`${flag}: ,${key}= is not an option of ${flag} (it takes ${allowed.map((a) => `,${a}=`).join(' ')})`);
+    if (!allowed.includes(key as 'vlan' | 'mac' | 'ip')) throw new UsageError(`${flag}: ,${key}= is not an option of ${flag} (it takes ${allowed.map((a) => `,${a}=`).join(' ')})`);
     if ((key === 'vlan' && vlan !== undefined) || (key === 'mac' && lockedMac)) throw new UsageError(`${flag}: ,${key}= is given twice`);
-    if (key === 'vlan') vlan = parseInteger(setting, `${flag} vlan`, 1, 4094);
-    else {
-      try {
-        lockedMac = parseMac(setting);
-      } catch (error) {
-        throw new UsageError(`${flag} mac: ${(error as Error).message}`);
+    try {
+      if (key === 'vlan') vlan = parseInteger(setting, `${flag} vlan`, 1, 4094);
+      else if (key === 'mac') lockedMac = parseMac(setting);
+      else {
+        const ip = parseLockedIp(setting);
+        if (ips.includes(ip)) throw new UsageError(`${flag}: ,ip=${setting} is given twice`);
+        ips.unshift(ip); // options are taken from the end: keep the order they were written in
       }
+    } catch (error) {
+      throw error instanceof UsageError ? error : new UsageError(`${flag} ${key}: ${(error as Error).message}`);
     }
   }
-  return { body, vlan: vlan ?? 0, lockedMac };
+  if (ips.length > 0 && !lockedMac) throw new UsageError(`${flag}: ,ip= needs ,mac= too (IPv4 port security checks ARP against the port's MAC)`);
+  return { body, vlan: vlan ?? 0, ...(lockedMac && { security: { mac: lockedMac, ips } }) };
 }
 
 function parseUidList(text: string): number[] {
@@ -248,11 +256,11 @@ export function parseArgs(argv: string[], lookupGroup: (name: string) => number 
         opts.allowUids = parseUidList(value());
         break;
       case '--port': {
-        const { body, vlan, lockedMac } = splitPortOptions(value(), '--port', ['vlan', 'mac']);
+        const { body, vlan, security } = splitPortOptions(value(), '--port', ['vlan', 'mac', 'ip']);
         const match = /^([A-Za-z0-9_.-]{1,64})=(.+)$/.exec(body);
         if (!match) throw new UsageError(`--port: '${body}' is not NAME=PATH (NAME: letters, digits, _ . -)`);
         if (opts.ports.some((p) => p.name === match[1])) throw new UsageError(`--port: the name '${match[1]}' is used twice`);
-        opts.ports.push({ name: match[1], path: match[2], vlan, ...(lockedMac && { lockedMac }) });
+        opts.ports.push({ name: match[1], path: match[2], vlan, ...(security && { security }) });
         break;
       }
       case '--uplink': {

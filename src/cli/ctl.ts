@@ -8,6 +8,7 @@ import { ControlError, checkPortName, parseUplinkSpec, type ControlCommand } fro
 import { formatMacs, formatPorts, formatStats } from '../switch/control-format.ts';
 import { defaultControlPath } from '../switch/default-paths.ts';
 import { formatMac } from '../device/mac.ts';
+import { formatIpv4Address } from '../switch/packet.ts';
 import { splitPortOptions, UsageError } from './args.ts';
 
 export { defaultControlPath, defaultSocketPath } from '../switch/default-paths.ts';
@@ -20,7 +21,7 @@ Commands:
   ports                          list ports with their state and counters
   macs                           show the learned MAC addresses
   stats                          switch-wide counters
-  add-port NAME=PATH[,vlan=N][,mac=MAC]
+  add-port NAME=PATH[,vlan=N][,mac=MAC[,ip=ADDR]…]
                                  add a vhost-user port listening on the socket PATH
                                  (access VLAN N; locked to MAC: port security)
   remove-port NAME               remove a port (its guest loses its link)
@@ -84,11 +85,11 @@ function parseCtlArgs(argv: string[]): CtlCommand | 'help' {
         expect(0, '');
         return { controlPath, json, cmd, args: {} };
       case 'add-port': {
-        expect(1, 'NAME=PATH[,vlan=N][,mac=MAC]');
-        const { body, vlan, lockedMac } = portOptions(rest[0], 'add-port', ['vlan', 'mac']);
+        expect(1, 'NAME=PATH[,vlan=N][,mac=MAC[,ip=ADDR]…]');
+        const { body, vlan, security } = portOptions(rest[0], 'add-port', ['vlan', 'mac', 'ip']);
         const eq = body.indexOf('=');
         if (eq <= 0 || eq === body.length - 1) throw new CtlUsageError(`add-port: '${body}' is not NAME=PATH`);
-        const options = { ...(vlan && { vlan }), ...(lockedMac && { mac: formatMac(lockedMac) }) };
+        const options = { ...(vlan && { vlan }), ...(security && { mac: formatMac(security.mac) }), ...(security?.ips.length && { ips: security.ips.map(formatIpv4Address) }) };
         return { controlPath, json, cmd, args: { name: checkPortName(body.slice(0, eq)), path: body.slice(eq + 1), ...options } };
       }
       case 'remove-port':

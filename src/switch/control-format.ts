@@ -33,6 +33,7 @@ interface PortRow {
   kind: string;
   mac?: string;
   macLocked?: boolean;
+  lockedIps?: string[];
   vlan?: number;
   state: string;
   rxFrames: string;
@@ -92,8 +93,14 @@ const STAT_COLUMNS: Column<[string, unknown]>[] = [
 ];
 
 /** `ports`, and the port that `add-port` / `add-uplink` created. */
+/** Shown after MAC only when a port is locked to IPv4 addresses (`,ip=`), which few are. */
+const LOCKED_IPS_COLUMN: Column<PortRow> = { header: 'LOCKED-IPS', value: (p) => (p.lockedIps?.length ? p.lockedIps.join(',') : '-') };
+
 export function formatPorts(ports: unknown): string {
-  return formatTable(PORT_COLUMNS, ports as PortRow[]);
+  const rows = ports as PortRow[];
+  if (!rows.some((p) => p.lockedIps?.length)) return formatTable(PORT_COLUMNS, rows);
+  const afterMac = PORT_COLUMNS.findIndex((c) => c.header === 'MAC') + 1;
+  return formatTable([...PORT_COLUMNS.slice(0, afterMac), LOCKED_IPS_COLUMN, ...PORT_COLUMNS.slice(afterMac)], rows);
 }
 
 export function formatMacs(macs: unknown): string {

@@ -2,7 +2,8 @@
  * The switch's control protocol: JSON lines over a UNIX socket (`vhost-user-net ctl`).
  *
  *   request  {"id": 1, "cmd": "add-port", "args": {"name": "vm1", "path": "/run/vm1.sock"}}
- *            (add-port also takes "vlan": 1..4094 and "mac": "52:54:…"; add-uplink "vlan")
+ *            (add-port also takes "vlan": 1..4094, "mac": "52:54:…" and, with "mac", "ips":
+ *            ["10.0.0.5", …]; add-uplink "vlan")
  *   response {"id": 1, "ok": true, "result": {...}}
  *            {"id": 1, "ok": false, "error": {"code": "VU_ERR_BAD_ARGS", "message": "..."}}
  *
@@ -10,7 +11,8 @@
  * decimal strings. `parseControlRequest` checks a request's syntax and arguments completely before
  * anything reaches the switch, so a bad request changes nothing.
  */
-import { parseMac, type MacAddress } from '../device/mac.ts';
+import { MacError, parseMac } from '../device/mac.ts';
+import { parseLockedIp, PortSecurityError, type PortSecurity } from './port-security.ts';
 
 /** One port of the switch, as the data path reports it. */
 export interface PortInfo {
@@ -20,6 +22,8 @@ export interface PortInfo {
   mac?: string;
   /** Port security: the port sends only from `mac`, and no other port does (`--port …,mac=`). */
   macLocked?: boolean;
+  /** IPv4 port security: the port sends IPv4 and ARP only from these, and no other port claims them (`,ip=`). */
+  lockedIps?: string[];
   vlan?: number;
   state: 'connected' | 'waiting' | 'broken';
   rxFrames: bigint;
@@ -47,8 +51,8 @@ export interface SwitchControl {
   ports(): PortInfo[];
   macs(): MacEntry[];
   stats(): Record<string, bigint | number>;
-  /** `vlan` 0: the untagged segment; `lockedMac`: port security (the port sends only from it). */
-  addPort(name: string, socketPath: string, vlan?: number, lockedMac?: MacAddress): PortInfo;
+  /** `vlan` 0: the untagged segment; `security`: the MAC and IPv4 addresses the port is locked to. */
+  addPort(name: string, socketPath: string, vlan?: number, security?: PortSecurity): PortInfo;
   removePort(name: string): void;
   addUplink(spec: string, vlan?: number): PortInfo;
   removeUplink(id: number): void;
@@ -60,7 +64,7 @@ export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 /** A request, its arguments checked. */
 export type ControlRequest = { id: number } & (
   | { cmd: 'ports' | 'macs' | 'stats'; args: Record<string, never> }
-  | { cmd: 'add-port'; args: { name: string; path: string; vlan?: number; mac?: MacAddress } }
+  | { cmd: 'add-port'; args: { name: string; path: string; vlan?: number; security?: PortSecurity } }
   | { cmd: 'remove-port'; args: { name: string } }
   | { cmd: 'add-uplink'; args: { spec: string; vlan?: number } }
   | { cmd: 'remove-uplink'; args: { id: number } }
@@ -154,14 +158,24 @@ function vlanArg(args: Record<string, unknown>, cmd: string): { vlan?: number } 
   return { vlan: vlan as number };
 }
 
-/** The optional MAC add-port locks its port to: a unicast MAC like 52:54:00:12:34:56. */
-function macArg(args: Record<string, unknown>, cmd: string): { mac?: MacAddress } {
-  if (args.mac === undefined) return {};
+/**
+ * The optional port security of add-port: a unicast MAC like 52:54:00:12:34:56 ("mac"), and with
+ * it IPv4 addresses ("ips": ["10.0.0.5", …]).
+ */
+function securityArg(args: Record<string, unknown>, cmd: string): { security?: PortSecurity } {
+  if (args.mac === undefined) {
+    if (args.ips !== undefined) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument 'ips' needs 'mac' too`);
+    return {};
+  }
+  const ips = args.ips ?? [];
+  if (!Array.isArray(ips) || ips.some((ip) => typeof ip !== 'string')) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument 'ips' must be an array of IPv4 addresses`);
   try {
-    return { mac: parseMac(stringArg(args, 'mac', cmd)) };
+    const security = { mac: parseMac(stringArg(args, 'mac', cmd)), ips: (ips as string[]).map(parseLockedIp) };
+    if (new Set(security.ips).size !== security.ips.length) throw new PortSecurityError('an address is listed twice');
+    return { security };
   } catch (error) {
     if (error instanceof ControlError) throw error;
-    throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument 'mac': ${(error as Error).message}`);
+    throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument '${error instanceof MacError ? 'mac' : 'ips'}': ${(error as Error).message}`);
   }
 }
 
@@ -196,7 +210,7 @@ export function parseControlRequest(line: string): ControlRequest {
   if (!(CONTROL_COMMANDS as readonly string[]).includes(cmd)) throw new ControlError('VU_ERR_UNKNOWN_COMMAND', `unknown command '${cmd}'; commands: ${CONTROL_COMMANDS.join(', ')}`);
   const args = value.args ?? {};
   if (!isObject(args)) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: "args" must be an object`);
-  const known: Record<ControlCommand, string[]> = { ports: [], macs: [], stats: [], 'add-port': ['name', 'path', 'vlan', 'mac'], 'remove-port': ['name'], 'add-uplink': ['spec', 'vlan'], 'remove-uplink': ['id'] };
+  const known: Record<ControlCommand, string[]> = { ports: [], macs: [], stats: [], 'add-port': ['name', 'path', 'vlan', 'mac', 'ips'], 'remove-port': ['name'], 'add-uplink': ['spec', 'vlan'], 'remove-uplink': ['id'] };
   const extra = Object.keys(args).filter((k) => !known[cmd as ControlCommand].includes(k));
   if (extra.length > 0) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: unknown argument(s) ${extra.map((k) => `'${k}'`).join(', ')}`);
   const request = { id: id as number };
@@ -209,7 +223,7 @@ export function parseControlRequest(line: string): ControlRequest {
       const name = checkPortName(stringArg(args, 'name', cmd));
       const path = stringArg(args, 'path', cmd);
       if (path.includes('\0')) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: the socket path contains a NUL byte`);
-      return { ...request, cmd: 'add-port', args: { name, path, ...vlanArg(args, cmd), ...macArg(args, cmd) } };
+      return { ...request, cmd: 'add-port', args: { name, path, ...vlanArg(args, cmd), ...securityArg(args, cmd) } };
     }
     case 'remove-port':
       return { ...request, cmd: 'remove-port', args: { name: checkPortName(stringArg(args, 'name', cmd)) } };
@@ -236,7 +250,7 @@ export function dispatchControlRequest(control: SwitchControl, request: ControlR
     case 'stats':
       return toJsonValue(control.stats());
     case 'add-port':
-      return toJsonValue(control.addPort(request.args.name, request.args.path, request.args.vlan, request.args.mac));
+      return toJsonValue(control.addPort(request.args.name, request.args.path, request.args.vlan, request.args.security));
     case 'remove-port':
       control.removePort(request.args.name);
       return { removed: request.args.name };

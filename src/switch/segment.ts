@@ -7,11 +7,12 @@ import { randomBytes } from 'node:crypto';
 import * as native from '../native.ts';
 import { NetDevice } from '../device/net-device.ts';
 import { NativeDataPlane } from '../device/native-data-plane.ts';
-import { formatMac, randomMac, type MacAddress } from '../device/mac.ts';
+import { formatMac, randomMac } from '../device/mac.ts';
 import type { AttachedDevice } from '../backend/server.ts';
 import type { Logger } from '../log.ts';
 import { DhcpServer } from './dhcp-server.ts';
 import { ControlError, type MacEntry, type PortInfo } from './control-protocol.ts';
+import { ipv4Bytes, type PortSecurity } from './port-security.ts';
 
 /** MAC entries live this long without traffic (IEEE 802.1D's default). */
 export const MAC_AGING_SECONDS = 300;
@@ -66,12 +67,12 @@ export class Segment {
   }
 
   /**
-   * A new guest port for one vhost-user connection; detaching removes the port. With
-   * `lockedMac` the port sends only from that MAC, and no other port does (port security); the
-   * device offers it as its MAC too.
+   * A new guest port for one vhost-user connection; detaching removes the port. With `security`
+   * the port sends only from its MAC (and IPv4 addresses), and no other port does; the device
+   * offers that MAC as its own.
    */
-  attachGuest(name: string, vlan = 0, lockedMac?: MacAddress): AttachedDevice {
-    const mac = lockedMac ?? randomMac((n) => randomBytes(n));
+  attachGuest(name: string, vlan = 0, security?: PortSecurity): AttachedDevice {
+    const mac = security?.mac ?? randomMac((n) => randomBytes(n));
     const device = new NetDevice({ queuePairs: 1, mac, offloads: 'tcp', guestAnnounce: this.guestAnnounce });
     const nativeDevice = new native.NetDevice(this.switch, name, (event) => {
       if (event.kind === 'fault') this.log.error('guest broke a ring; its port is cut off until the front-end resets it', { port: name, reason: event.message });
@@ -80,7 +81,8 @@ export class Segment {
     }, vlan);
     nativeDevice.setBusyPoll(this.busyPollUs);
     const portId = nativeDevice.portId!;
-    if (lockedMac) this.switch.lockMac(portId, lockedMac);
+    if (security) this.switch.lockMac(portId, security.mac);
+    if (security?.ips.length) this.switch.lockIps(portId, ipv4Bytes(security.ips));
     this.guests.set(portId, { name, mac: formatMac(mac), device: nativeDevice });
     return {
       name,
@@ -130,6 +132,7 @@ export class Segment {
           kind: p.kind as PortInfo['kind'],
           mac: guest?.mac,
           macLocked: p.lockedMac !== undefined || undefined,
+          lockedIps: p.lockedIps,
           vlan: p.vlan || undefined,
           // A guest port lives as long as its connection; an uplink whose peer left stays listed, broken.
           state: guest || p.attached ? ('connected' as const) : ('broken' as const),

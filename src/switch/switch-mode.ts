@@ -5,10 +5,12 @@
  */
 import type { BackendOptions } from '../cli/args.ts';
 import { BackendServer, type AttachedDevice } from '../backend/server.ts';
-import { formatMac, type MacAddress } from '../device/mac.ts';
+import { formatMac } from '../device/mac.ts';
 import type { Logger } from '../log.ts';
 import { ControlServer } from './control-server.ts';
 import { ControlError, type PortInfo, type SwitchControl } from './control-protocol.ts';
+import { formatIpv4Address } from './packet.ts';
+import { describeSecurity, ipv4Bytes, type PortSecurity } from './port-security.ts';
 import { Segment } from './segment.ts';
 
 const DEFAULT_MTU = 1500;
@@ -16,7 +18,7 @@ const DEFAULT_MTU = 1500;
 export class SwitchMode implements SwitchControl {
   readonly segment: Segment;
   private readonly shared: BackendServer;
-  private readonly named = new Map<string, { server: BackendServer; path: string; lockedMac?: MacAddress }>();
+  private readonly named = new Map<string, { server: BackendServer; path: string; security?: PortSecurity }>();
   private control: ControlServer | undefined;
   private guests = 0;
 
@@ -33,7 +35,7 @@ export class SwitchMode implements SwitchControl {
   async start(): Promise<void> {
     this.shared.start();
     for (const { spec, vlan } of this.options.uplinks) this.segment.addUplink(spec, vlan);
-    for (const { name, path, vlan, lockedMac } of this.options.ports) this.addPort(name, path, vlan, lockedMac);
+    for (const { name, path, vlan, security } of this.options.ports) this.addPort(name, path, vlan, security);
     if (this.options.controlPath) {
       this.control = new ControlServer(this.options.controlPath, this, this.log.child('control'));
       await this.control.listen();
@@ -42,38 +44,48 @@ export class SwitchMode implements SwitchControl {
     this.log.info('switch ready: point QEMU at the socket', { socket: this.options.socketPath ?? `fd ${this.options.listenFd}` });
   }
 
-  /** A named socket serving one guest at a time, as port NAME (locked to `lockedMac`, if given). */
-  addPort(name: string, socketPath: string, vlan = 0, lockedMac?: MacAddress): PortInfo {
+  /** A named socket serving one guest at a time, as port NAME (with port security, if given). */
+  addPort(name: string, socketPath: string, vlan = 0, security?: PortSecurity): PortInfo {
     if (this.named.has(name)) throw new ControlError('VU_ERR_BAD_ARGS', `a port named '${name}' exists`);
     let inUse = false;
     const server = this.server(socketPath, undefined, () => {
       if (inUse) throw new Error(`port ${name} serves one guest at a time`);
       inUse = true;
-      const attached = this.segment.attachGuest(name, vlan, lockedMac);
+      const attached = this.segment.attachGuest(name, vlan, security);
       return { ...attached, detach: () => ((inUse = false), attached.detach()) };
     });
     server.start();
-    // The MAC stays the port's while its guest is away (rebooting, reconnecting): nobody takes it.
-    if (lockedMac) this.segment.switch.reserveMac(lockedMac);
-    this.named.set(name, { server, path: socketPath, lockedMac });
-    this.log.info('port added', { port: name, socket: socketPath, ...(lockedMac && { lockedMac: formatMac(lockedMac) }) });
+    // The addresses stay the port's while its guest is away (rebooting, reconnecting): nobody takes them.
+    if (security) this.reserve(security, true);
+    this.named.set(name, { server, path: socketPath, security });
+    this.log.info('port added', { port: name, socket: socketPath, ...(security && describeSecurity(security)) });
     return this.waitingPort(name);
   }
 
   /** A named port with no guest connected. */
   private waitingPort(name: string): PortInfo {
-    const lockedMac = this.named.get(name)?.lockedMac;
-    const mac = lockedMac && { mac: formatMac(lockedMac), macLocked: true };
-    return { id: 0, name, kind: 'vhost-user', ...mac, state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };
+    const security = this.named.get(name)?.security;
+    const locks = security && { mac: formatMac(security.mac), macLocked: true, ...(security.ips.length > 0 && { lockedIps: security.ips.map(formatIpv4Address) }) };
+    return { id: 0, name, kind: 'vhost-user', ...locks, state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };
   }
 
   removePort(name: string): void {
     const port = this.named.get(name);
     if (!port) throw new ControlError('VU_ERR_BAD_ARGS', `no port named '${name}' (only --port/add-port sockets can be removed)`);
     port.server.stop();
-    if (port.lockedMac) this.segment.switch.releaseMac(port.lockedMac);
+    if (port.security) this.reserve(port.security, false);
     this.named.delete(name);
     this.log.info('port removed', { port: name });
+  }
+
+  /** Reserves a named port's addresses (`reserved`), or ends that reservation. */
+  private reserve({ mac, ips }: PortSecurity, reserved: boolean): void {
+    const { switch: sw } = this.segment;
+    if (reserved) sw.reserveMac(mac);
+    else sw.releaseMac(mac);
+    if (ips.length === 0) return;
+    if (reserved) sw.reserveIps(ipv4Bytes(ips));
+    else sw.releaseIps(ipv4Bytes(ips));
   }
 
   ports(): PortInfo[] {

@@ -29,15 +29,26 @@ test('--dhcp-leases-per-port: a count, 0 for no limit; the default is left to th
 test('a named port locked to a MAC (port security), options in either order', (t) => {
   const o = parse('--port', 'web=/tmp/web.sock,mac=52:54:00:12:34:56,vlan=10', '--port', 'db=/tmp/db.sock,vlan=20,mac=52:54:00:12:34:57');
   t.deepEqual(o.ports, [
-    { name: 'web', path: '/tmp/web.sock', vlan: 10, lockedMac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56) },
-    { name: 'db', path: '/tmp/db.sock', vlan: 20, lockedMac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x57) },
+    { name: 'web', path: '/tmp/web.sock', vlan: 10, security: { mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56), ips: [] } },
+    { name: 'db', path: '/tmp/db.sock', vlan: 20, security: { mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x57), ips: [] } },
   ]);
+});
+
+test('a named port locked to IPv4 addresses too, in the order given', (t) => {
+  const o = parse('--port', 'web=/tmp/web.sock,ip=10.0.0.5,mac=52:54:00:12:34:56,ip=192.168.1.5');
+  t.deepEqual(o.ports[0].security?.ips, [0x0a000005, 0xc0a80105]);
 });
 
 for (const [argv, message] of [
   [['--port', 'a=/x,mac=01:00:5e:00:00:01'], /--port mac: .* multicast/],
   [['--port', 'a=/x,mac=52:54:00'], /--port mac: .* not a MAC address/],
   [['--port', 'a=/x,vlan=10,vlan=20'], /,vlan= is given twice/],
+  [['--port', 'a=/x,ip=10.0.0.5'], /,ip= needs ,mac= too/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=10.0.0.5,ip=10.0.0.5'], /,ip=10.0.0.5 is given twice/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=10.0.0'], /--port ip: '10.0.0' is not an IPv4 address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=224.0.0.1'], /--port ip: 224.0.0.1 is not a host's address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=0.0.0.0'], /--port ip: 0.0.0.0 is not a host's address/],
+  [['--uplink', 'tap:u,ip=10.0.0.5'], /,ip= is not an option of --uplink/],
   [['--uplink', 'tap:u,mac=52:54:00:12:34:56'], /,mac= is not an option of --uplink/],
   [['--dhcp-leases-per-port', '-1'], /--dhcp-leases-per-port/],
   [['--dhcp-leases-per-port', 'many'], /--dhcp-leases-per-port/],

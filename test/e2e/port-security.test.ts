@@ -3,13 +3,15 @@
  * locked to a MAC (`--port NAME=PATH,mac=MAC`). Another guest that sends from that MAC neither
  * reaches anyone nor takes the locked guest's traffic; the locked guest cannot send from any
  * other MAC. Both are counted as `spoofed` drops on the sender's port. While the locked guest is
- * away its MAC stays reserved; removing the port frees it.
+ * away its MAC stays reserved; removing the port frees it. A port also locked to IPv4 addresses
+ * (`,ip=ADDR`) sends IPv4 and ARP only from them and no IPv6, and nobody else claims them in ARP.
  */
 import test from 'ava';
 import { join } from 'node:path';
 import { startInProcessSwitch, waitUntil } from '../helpers/switch-harness.ts';
 import { connectStation } from '../helpers/station.ts';
-import type { Mac } from '../helpers/frames.ts';
+import { arpRequest, icmpEchoRequest, type Mac } from '../helpers/frames.ts';
+import { parseIpv4Address } from '../../src/switch/packet.ts';
 
 const MAC_LOCKED: Mac = Uint8Array.of(0x52, 0x54, 0, 0, 0x50, 0x01);
 const MAC_PEER: Mac = Uint8Array.of(0x52, 0x54, 0, 0, 0x50, 0x02);
@@ -19,7 +21,7 @@ const FRAMES = 8;
 test('a port locked to a MAC: nobody else sends from it or takes its traffic, and it sends from no other MAC', async (t) => {
   const r = await startInProcessSwitch(t);
   const lockedPath = join(r.socketPath, '..', 'locked.sock');
-  r.switchMode.addPort('locked', lockedPath, 0, MAC_LOCKED);
+  r.switchMode.addPort('locked', lockedPath, 0, { mac: MAC_LOCKED, ips: [] });
   const locked = await connectStation(t, 'locked', lockedPath, MAC_LOCKED, 4 * FRAMES);
   const peer = await connectStation(t, 'peer', r.socketPath, MAC_PEER, 4 * FRAMES);
   const spoofer = await connectStation(t, 'spoofer', r.socketPath, MAC_LOCKED, 4 * FRAMES);
@@ -50,7 +52,7 @@ test('a port locked to a MAC: nobody else sends from it or takes its traffic, an
 test("while the locked port's guest is away nobody takes its MAC; removing the port frees it", async (t) => {
   const r = await startInProcessSwitch(t);
   const lockedPath = join(r.socketPath, '..', 'locked.sock');
-  r.switchMode.addPort('locked', lockedPath, 0, MAC_LOCKED);
+  r.switchMode.addPort('locked', lockedPath, 0, { mac: MAC_LOCKED, ips: [] });
   const locked = await connectStation(t, 'locked', lockedPath, MAC_LOCKED, 4 * FRAMES);
   locked.fe.close();
   await waitUntil(() => r.switchMode.ports().find((p) => p.name === 'locked')?.state === 'waiting', () => JSON.stringify(r.switchMode.ports().map((p) => [p.name, p.state])));
@@ -64,4 +66,29 @@ test("while the locked port's guest is away nobody takes its MAC; removing the p
   r.switchMode.removePort('locked');
   await spoofer.send(MAC_PEER, 100, FRAMES, MAC_LOCKED);
   t.is((await peer.receive(FRAMES)).length, FRAMES, 'the port is gone, and its MAC is free');
+});
+
+test('a port locked to IPv4 addresses sends IPv4 and ARP only from them, and nobody else claims them in ARP', async (t) => {
+  const r = await startInProcessSwitch(t);
+  const lockedPath = join(r.socketPath, '..', 'locked.sock');
+  r.switchMode.addPort('locked', lockedPath, 0, { mac: MAC_LOCKED, ips: [parseIpv4Address('10.0.5.1')!] });
+  const locked = await connectStation(t, 'locked', lockedPath, MAC_LOCKED, 4 * FRAMES);
+  const peer = await connectStation(t, 'peer', r.socketPath, MAC_PEER, 4 * FRAMES);
+  const spoofer = await connectStation(t, 'spoofer', r.socketPath, MAC_OTHER, 4 * FRAMES);
+  const drops = (port: string) => r.switchMode.ports().find((p) => p.name === port)?.drops.spoofed ?? 0n;
+  const crossed = () => peer.takeFrames().map((f) => f.slice(0, 60).toString());
+  const ipv6 = Uint8Array.from([...MAC_PEER, ...MAC_LOCKED, 0x86, 0xdd, 0x60, ...new Array(53).fill(0)]);
+
+  const allowed = [arpRequest(MAC_LOCKED, '10.0.5.1', '10.0.5.2'), arpRequest(MAC_LOCKED, '0.0.0.0', '10.0.5.1'), icmpEchoRequest(MAC_LOCKED, MAC_PEER, '10.0.5.1', '10.0.5.2', 1, 1)];
+  await locked.sendFrames([...allowed, arpRequest(MAC_LOCKED, '10.0.5.3', '10.0.5.2'), icmpEchoRequest(MAC_LOCKED, MAC_PEER, '10.0.5.3', '10.0.5.2', 1, 2), ipv6]);
+  t.deepEqual(crossed(), allowed.map((f) => f.slice(0, 60).toString()), 'its own address and an ARP probe cross; another address and IPv6 do not');
+  t.is(drops('locked'), 3n);
+  spoofer.takeFrames(); // the broadcasts above
+
+  const spooferOwn = arpRequest(MAC_OTHER, '10.0.5.3', '10.0.5.2');
+  await spoofer.sendFrames([arpRequest(MAC_OTHER, '10.0.5.1', '10.0.5.2'), icmpEchoRequest(MAC_OTHER, MAC_PEER, '10.0.5.1', '10.0.5.2', 2, 1), spooferOwn]);
+  t.deepEqual(crossed(), [spooferOwn.slice(0, 60).toString()], "another guest's ARP and IPv4 from the locked address go nowhere");
+  t.is(drops('guest2'), 2n);
+
+  t.like(r.switchMode.ports().find((p) => p.name === 'locked'), { mac: '52:54:00:00:50:01', macLocked: true, lockedIps: ['10.0.5.1'] });
 });

@@ -58,6 +58,16 @@ export class Station {
   /** post(), then waits until the TX ring used them all. */
   async send(dst: Mac, firstSeq: number, count: number, src: Mac = this.mac): Promise<void> {
     this.post(dst, firstSeq, count, src);
+    await this.txDone();
+  }
+
+  /** sendFrame() for each frame, then waits until the TX ring used them all. */
+  async sendFrames(frames: Uint8Array[]): Promise<void> {
+    for (const frame of frames) this.sendFrame(frame);
+    await this.txDone();
+  }
+
+  private async txDone(): Promise<void> {
     await waitUntil(() => this.fe.rings[TX].usedIdx() === this.txPosted, () => `${this.name}'s TX used idx ${this.fe.rings[TX].usedIdx()} of ${this.txPosted}`);
   }
 

@@ -11,7 +11,10 @@ import { ControlServer } from '../../src/switch/control-server.ts';
 import { ControlClient } from '../../src/switch/control-client.ts';
 import { parseUplinkSpec, type MacEntry, type PortInfo, type SwitchControl } from '../../src/switch/control-protocol.ts';
 import { ctlMain, defaultControlPath, defaultSocketPath } from '../../src/cli/ctl.ts';
+import { formatPorts } from '../../src/switch/control-format.ts';
 import { formatMac } from '../../src/device/mac.ts';
+import { formatIpv4Address } from '../../src/switch/packet.ts';
+import type { PortSecurity } from '../../src/switch/port-security.ts';
 
 class SwitchError extends Error {
   constructor(
@@ -43,8 +46,9 @@ class FakeSwitch implements SwitchControl {
     this.calls.push('stats');
     return { flooded: 7n, learned: 2, 'dhcp.ack': 1 };
   }
-  addPort(name: string, socketPath: string, vlan?: number, lockedMac?: Uint8Array): PortInfo {
-    this.calls.push(`addPort ${name} ${socketPath}${vlan ? ` vlan=${vlan}` : ''}${lockedMac ? ` mac=${formatMac(lockedMac)}` : ''}`);
+  addPort(name: string, socketPath: string, vlan?: number, security?: PortSecurity): PortInfo {
+    const ips = security?.ips.length ? ` ips=${security.ips.map(formatIpv4Address).join(',')}` : '';
+    this.calls.push(`addPort ${name} ${socketPath}${vlan ? ` vlan=${vlan}` : ''}${security ? ` mac=${formatMac(security.mac)}${ips}` : ''}`);
     if (this.portList.some((p) => p.name === name)) throw new SwitchError('VU_ERR_PORT_EXISTS', `a port named ${name} exists`);
     const port: PortInfo = { id: this.nextId++, name, kind: 'vhost-user', state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };
     this.portList.push(port);
@@ -122,11 +126,12 @@ test('round trips: add-port, remove-port, add-uplink, remove-uplink', async (t) 
   t.deepEqual(fake.calls, ['addPort vm1 /run/vm1.sock', 'removePort vm1', 'addUplink stream:tcp:127.0.0.1:5555', 'removeUplink 3']);
 });
 
-test('add-port with an access VLAN and a locked MAC, add-uplink with a VLAN', async (t) => {
+test('add-port with an access VLAN and a locked MAC and IPv4 addresses, add-uplink with a VLAN', async (t) => {
   const { client, fake } = await setUp(t);
   t.like(await client.request('add-port', { name: 'vm2', path: '/run/vm2.sock', vlan: 10, mac: '52:54:00:12:34:56' }), { ok: true });
   t.like(await client.request('add-uplink', { spec: 'tap:up0', vlan: 10 }), { ok: true });
-  t.deepEqual(fake.calls, ['addPort vm2 /run/vm2.sock vlan=10 mac=52:54:00:12:34:56', 'addUplink tap:up0 vlan=10']);
+  t.like(await client.request('add-port', { name: 'vm3', path: '/run/vm3.sock', mac: '52:54:00:12:34:57', ips: ['10.0.0.3', '192.168.7.3'] }), { ok: true });
+  t.deepEqual(fake.calls, ['addPort vm2 /run/vm2.sock vlan=10 mac=52:54:00:12:34:56', 'addUplink tap:up0 vlan=10', 'addPort vm3 /run/vm3.sock mac=52:54:00:12:34:57 ips=10.0.0.3,192.168.7.3']);
 });
 
 test('bad requests: clear errors, the switch is not called, the connection keeps serving', async (t) => {
@@ -145,6 +150,10 @@ test('bad requests: clear errors, the switch is not called, the connection keeps
     ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","vlan":"10"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"01:00:5e:00:00:01"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"nope"}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","ips":["10.0.0.5"]}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"52:54:00:12:34:56","ips":"10.0.0.5"}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"52:54:00:12:34:56","ips":["10.0.0.256"]}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"52:54:00:12:34:56","ips":["10.0.0.5","10.0.0.5"]}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-uplink","args":{"spec":"tap:up0","mac":"52:54:00:12:34:56"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"remove-port","args":{}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-uplink","args":{"spec":"vxlan:1.2.3.4"}}', 'VU_ERR_BAD_ARGS'],
@@ -259,6 +268,20 @@ test('ctl --json: the raw result', async (t) => {
   t.deepEqual(JSON.parse(stats.stdout), { flooded: '7', learned: 2, 'dhcp.ack': 1 });
 });
 
+test('ctl ports: a LOCKED-IPS column after MAC once a port is locked to IPv4 addresses', (t) => {
+  const port = { id: 4, name: 'vm4', kind: 'vhost-user', state: 'waiting', rxFrames: '0', txFrames: '0', rxBytes: '0', txBytes: '0', drops: {} };
+  const table = formatPorts([{ ...port, mac: '52:54:00:12:34:58', macLocked: true, lockedIps: ['10.0.0.4', '10.0.1.4'] }, { ...port, id: 5, name: 'vm5' }]);
+  t.is(
+    table,
+    [
+      'ID  NAME  KIND        STATE    MAC                         LOCKED-IPS         VLAN  RX-FRAMES  RX-BYTES  TX-FRAMES  TX-BYTES  DROPS  DROP-REASONS',
+      ' 4  vm4   vhost-user  waiting  52:54:00:12:34:58 (locked)  10.0.0.4,10.0.1.4     -          0         0          0         0      0  -',
+      ' 5  vm5   vhost-user  waiting  -                           -                     -          0         0          0         0      0  -',
+      '',
+    ].join('\n'),
+  );
+});
+
 test('ctl macs, stats, add/remove: tables and messages', async (t) => {
   const { ctl, fake } = await setUp(t);
   t.is((await ctl('macs')).stdout, 'MAC                VLAN  PORT  PORT-NAME  AGE(s)\n52:54:00:12:34:56     -     0  default         3\n');
@@ -269,9 +292,9 @@ test('ctl macs, stats, add/remove: tables and messages', async (t) => {
   t.is((await ctl('remove-port', 'vm1')).stdout, 'removed port vm1\n');
   t.regex((await ctl('add-uplink', 'stream:unix:/tmp/q.sock')).stdout, /stream:unix:\/tmp\/q\.sock +stream +connected/);
   t.is((await ctl('remove-uplink', '3')).stdout, 'removed uplink 3\n');
-  t.regex((await ctl('add-port', 'vm2=/run/vm2.sock,vlan=10,mac=52:54:00:12:34:56')).stdout, / +vm2 +vhost-user +waiting/);
+  t.regex((await ctl('add-port', 'vm2=/run/vm2.sock,vlan=10,mac=52:54:00:12:34:56,ip=10.0.0.2,ip=10.0.0.12')).stdout, / +vm2 +vhost-user +waiting/);
   t.is((await ctl('add-uplink', 'tap:up0,vlan=20')).status, 0);
-  t.deepEqual(fake.calls, ['macs', 'stats', 'addPort vm1 /run/vm 1.sock', 'removePort vm1', 'addUplink stream:unix:/tmp/q.sock', 'removeUplink 3', 'addPort vm2 /run/vm2.sock vlan=10 mac=52:54:00:12:34:56', 'addUplink tap:up0 vlan=20']);
+  t.deepEqual(fake.calls, ['macs', 'stats', 'addPort vm1 /run/vm 1.sock', 'removePort vm1', 'addUplink stream:unix:/tmp/q.sock', 'removeUplink 3', 'addPort vm2 /run/vm2.sock vlan=10 mac=52:54:00:12:34:56 ips=10.0.0.2,10.0.0.12', 'addUplink tap:up0 vlan=20']);
 });
 
 test('ctl: the switch refusing is exit 1 with its message; bad command lines are exit 2 and send nothing', async (t) => {

@@ -20,8 +20,10 @@ pub struct PortCounters {
     pub drop_too_big: AtomicU64,
     /// A VLAN-tagged frame from an access port (VLAN ≠ 0), which carries untagged frames only.
     pub drop_tagged: AtomicU64,
-    /// A frame from the port whose source MAC it may not send from (`MacLocks`): another MAC
-    /// than the port's locked one, or one locked to another port.
+    /// A frame from the port that port security refuses (`AddressLocks`, `ip_guard`): from
+    /// another MAC than the port's locked one, or from one locked to another port; claiming an
+    /// IPv4 address (IPv4 source, ARP sender) the same way; anything but IPv4, ARP and RARP from
+    /// a port locked to IPv4 addresses.
     pub drop_spoofed: AtomicU64,
     /// Writing to the port failed (uplink socket full or gone).
     pub drop_port_error: AtomicU64,

@@ -1,7 +1,7 @@
 //! The userspace L2 switch: ports (vhost-user guests, TAP and stream uplinks, the control plane's
 //! own port for DHCP), MAC learning with aging, flooding of broadcast, multicast and unknown
-//! unicast, optional access VLAN per port, port security (MACs locked to ports), per-port
-//! counters.
+//! unicast, optional access VLAN per port, port security (MACs and IPv4 addresses locked to
+//! ports), per-port counters.
 //!
 //! Forwarding runs on whichever thread received the frame (a guest's TX worker, an uplink's reader)
 //! and writes straight into the destination: a guest-to-guest frame is copied once, from the
@@ -14,16 +14,18 @@
 //! are published once per batch, not per frame, and the last MAC-table answers are re-used while
 //! the table is unchanged.
 
+mod address_locks;
 mod counters;
 mod frame;
 mod guest_rx;
-mod mac_locks;
+mod ip_guard;
 mod mac_table;
 mod offload;
 mod sender;
 mod uplink;
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -31,7 +33,8 @@ use std::time::Duration;
 pub use counters::{PortCounters, PortCountersSnapshot};
 pub use frame::{skip_bytes, EthernetHeader, Frame};
 pub use guest_rx::{DeliverError, GuestRx};
-use mac_locks::MacLocks;
+use address_locks::AddressLocks;
+use ip_guard::Claim;
 pub use mac_table::{Learned, Mac, MacEntry, MacTable, MAX_MAC_ENTRIES};
 pub use offload::{Accepts, Finisher, OffloadError};
 use sender::Deliveries;
@@ -190,7 +193,8 @@ pub struct Switch {
     ports_generation: AtomicU64,
     macs: MacTable,
     /// Port security: MACs locked to ports.
-    locks: MacLocks,
+    mac_locks: AddressLocks<Mac>,
+    ip_locks: AddressLocks<Ipv4Addr>,
     next_id: AtomicU32,
     /// Largest frame (Ethernet header and one VLAN tag included) the segment carries.
     max_frame: usize,
@@ -203,7 +207,8 @@ impl Switch {
             ports: RwLock::default(),
             ports_generation: AtomicU64::new(0),
             macs: MacTable::new(aging),
-            locks: MacLocks::default(),
+            mac_locks: AddressLocks::default(),
+            ip_locks: AddressLocks::default(),
             next_id: AtomicU32::new(1),
             max_frame: mtu as usize + 18,
         })
@@ -261,7 +266,8 @@ impl Switch {
         if let Some(port) = removed {
             *port.sink() = Sink::Detached;
         }
-        self.locks.unlock(id);
+        self.mac_locks.unlock(id);
+        self.ip_locks.unlock(id);
         self.macs.forget_port(id);
     }
 
@@ -274,47 +280,77 @@ impl Switch {
     }
 
     /// Points `mac` at `port` at once (a RARP/GARP announcing a moved guest), unless the port
-    /// may not send from `mac` (`MacLocks`): that counts as a spoofed frame.
+    /// may not send from `mac` (`AddressLocks`): that counts as a spoofed frame.
     pub fn announce(&self, port: &SwitchPort, mac: Mac) {
-        if !self.locks.allows(port.id, mac) {
+        if !self.mac_locks.allows(port.id, mac) {
             PortCounters::add(&port.counters.drop_spoofed, 1);
             return;
         }
         self.macs.assign(port.vlan, mac, port.id);
     }
 
-    /// Locks `port` to `mac` (port security, see `MacLocks`).
+    /// Locks `port` to `mac` (port security, see `AddressLocks`).
     pub fn lock_mac(&self, port: PortId, mac: Mac) {
-        self.locks.lock(port, mac);
+        self.mac_locks.lock(port, &[mac]);
     }
 
-    /// Reserves `mac` for a port to lock later (see `MacLocks`).
+    /// Reserves `mac` for a port to lock later (see `AddressLocks`).
     pub fn reserve_mac(&self, mac: Mac) {
-        self.locks.reserve(mac);
+        self.mac_locks.reserve(mac);
     }
 
     /// Ends one `reserve_mac` of `mac`.
     pub fn release_mac(&self, mac: Mac) {
-        self.locks.release(mac);
+        self.mac_locks.release(mac);
     }
 
     /// The MAC `port` is locked to, if any.
     pub fn locked_mac(&self, port: PortId) -> Option<Mac> {
-        self.locks.of_port(port)
+        self.mac_locks.of_port(port).and_then(|macs| macs.first().copied())
     }
 
-    /// Whether `from` may send from `src` (`MacLocks`), answered from `memo` while the locks are
-    /// unchanged: a port sends from one MAC frame after frame, so the lookup is rare.
-    fn source_allowed(&self, from: PortId, src: Mac, memo: &mut Option<(Mac, u64)>) -> bool {
-        let generation = self.locks.generation();
-        if generation == 0 || *memo == Some((src, generation)) {
+    /// Locks `port` to the IPv4 `addresses` (port security, see `ip_guard`).
+    pub fn lock_ips(&self, port: PortId, addresses: &[Ipv4Addr]) {
+        self.ip_locks.lock(port, addresses);
+    }
+
+    /// Reserves `address` for a port to lock later (see `AddressLocks`).
+    pub fn reserve_ip(&self, address: Ipv4Addr) {
+        self.ip_locks.reserve(address);
+    }
+
+    /// Ends one `reserve_ip` of `address`.
+    pub fn release_ip(&self, address: Ipv4Addr) {
+        self.ip_locks.release(address);
+    }
+
+    /// The IPv4 addresses `port` is locked to (none if it is not locked).
+    pub fn locked_ips(&self, port: PortId) -> Vec<Ipv4Addr> {
+        self.ip_locks.of_port(port).map_or_else(Vec::new, |addresses| addresses.to_vec())
+    }
+
+    /// Whether `from` may send the frame as far as port security goes: its source MAC (MAC
+    /// locks) and the IPv4 address it claims (IP locks, `ip_guard`). The answers are remembered
+    /// in `sender` while the locks are unchanged.
+    fn source_allowed(&self, from: PortId, eth: &EthernetHeader, frame: &Frame, sender: &mut Sender) -> bool {
+        if !self.mac_locks.allows_remembered(from, eth.src, &mut sender.allowed_mac) {
+            return false;
+        }
+        let generation = self.ip_locks.generation();
+        if generation == 0 {
             return true;
         }
-        let allowed = self.locks.allows(from, src);
-        if allowed {
-            *memo = Some((src, generation));
+        // Generation first, then the lock: a change in between only makes us look again later.
+        if !matches!(sender.ip_locked, Some((read_at, _)) if read_at == generation) {
+            sender.ip_locked = Some((generation, self.ip_locks.of_port(from).is_some()));
         }
-        allowed
+        let locked = sender.ip_locked.is_some_and(|(_, locked)| locked);
+        match Claim::of(eth, frame) {
+            Claim::From(address) => self.ip_locks.allows_remembered(from, address, &mut sender.allowed_ip),
+            Claim::ArpFromOtherMac(address) => !locked && self.ip_locks.allows_remembered(from, address, &mut sender.allowed_ip),
+            Claim::Unaddressed => true,
+            Claim::Other => !locked,
+        }
     }
 
     /// Forwards one frame (no virtio-net header) that arrived from `from`. `sender` is the
@@ -332,7 +368,7 @@ impl Switch {
             PortCounters::add(&from.counters.drop_tagged, 1);
             return;
         }
-        if !self.source_allowed(from.id, eth.src, &mut sender.allowed_src) {
+        if !self.source_allowed(from.id, &eth, frame, sender) {
             PortCounters::add(&from.counters.drop_spoofed, 1);
             return;
         }

@@ -54,6 +54,9 @@ const SWITCH_METHODS: &[(&CStr, Callback)] = &[
     (c"lockMac", switch_class::lock_mac),
     (c"reserveMac", switch_class::reserve_mac),
     (c"releaseMac", switch_class::release_mac),
+    (c"lockIps", switch_class::lock_ips),
+    (c"reserveIps", switch_class::reserve_ips),
+    (c"releaseIps", switch_class::release_ips),
     (c"inject", switch_class::inject),
     (c"close", switch_class::close),
 ];

@@ -3,9 +3,11 @@
 //! `new Switch(mtu, agingSeconds)`; `ports()`, `macs()`; `addTapUplink(name, vlan)`,
 //! `addStreamUplink(address, vlan)` ('unix:PATH' | 'tcp:HOST:PORT'), `addHostPort(name, onFrame)`,
 //! `removeUplink(portId)`, `lockMac(portId, mac)`, `reserveMac(mac)`, `releaseMac(mac)`,
+//! `lockIps(portId, addresses)`, `reserveIps(addresses)`, `releaseIps(addresses)`,
 //! `inject(portId, frame)`, `close()`. Guest ports are made by
 //! `new NetDevice(switch, portName, onEvent, vlan)`.
 
+use std::net::Ipv4Addr;
 use std::ptr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,7 +65,7 @@ fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-// `ports()` → [{ id, name, kind, vlan, lockedMac?, attached, counters: { name: bigint } }].
+// `ports()` → [{ id, name, kind, vlan, lockedMac?, lockedIps?, attached, counters: { name: bigint } }].
 method!(ports, |env, handle, _call| {
     let ports = handle.switch.ports();
     let mut array = ptr::null_mut();
@@ -76,6 +78,15 @@ method!(ports, |env, handle, _call| {
         set(env, row, c"vlan", uint32(env, port.vlan as u32)?)?;
         if let Some(mac) = handle.switch.locked_mac(port.id) {
             set(env, row, c"lockedMac", string(env, &format_mac(&mac))?)?;
+        }
+        let ips = handle.switch.locked_ips(port.id);
+        if !ips.is_empty() {
+            let mut list = ptr::null_mut();
+            check(napi_create_array_with_length(env, ips.len(), &mut list))?;
+            for (j, ip) in ips.iter().enumerate() {
+                check(napi_set_element(env, list, j as u32, string(env, &ip.to_string())?))?;
+            }
+            set(env, row, c"lockedIps", list)?;
         }
         set(env, row, c"attached", boolean(env, port.is_attached())?)?;
         let counters = object(env)?;
@@ -186,6 +197,44 @@ method!(reserve_mac, |env, handle, call| {
 
 method!(release_mac, |env, handle, call| {
     handle.switch.release_mac(get_mac(env, call.args[0])?);
+    undefined(env)
+});
+
+/// IPv4 addresses from JavaScript: 4 bytes each, none of them 0.0.0.0 or multicast.
+unsafe fn get_ipv4s(env: napi_env, value: napi_value) -> JsResult<Vec<Ipv4Addr>> {
+    // SAFETY: forwarded from the caller (env and value of the running callback).
+    let bytes = unsafe { get_bytes(env, value, "addresses")? };
+    if bytes.is_empty() || bytes.len() % 4 != 0 {
+        return Err(coded("VU_ERR_INVALID_ARG", format!("addresses: {} bytes, not 4 per IPv4 address", bytes.len())));
+    }
+    let addresses: Vec<Ipv4Addr> = bytes.chunks(4).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3])).collect();
+    if let Some(bad) = addresses.iter().find(|a| a.is_unspecified() || a.is_multicast() || a.is_broadcast()) {
+        return Err(coded("VU_ERR_INVALID_ARG", format!("addresses: {bad} is not a host's address")));
+    }
+    Ok(addresses)
+}
+
+// `lockIps(portId, addresses)`: IPv4 port security for the port (4 bytes per address): it sends
+// IPv4 and ARP only from them and nothing but IPv4, ARP and RARP, and no other port claims them.
+method!(lock_ips, |env, handle, call| {
+    let id = get_integer(env, call.args[0], "portId", u32::MAX as f64)? as u32;
+    let addresses = get_ipv4s(env, call.args[1])?;
+    if !handle.switch.ports().iter().any(|p| p.id == id) {
+        return Err(coded("VU_ERR_NO_SUCH_PORT", format!("no port with id {id}")));
+    }
+    handle.switch.lock_ips(id, &addresses);
+    undefined(env)
+});
+
+// `reserveIps(addresses)`: no port without a lock of its own claims them until
+// `releaseIps(addresses)` (a named port's addresses while its guest is away).
+method!(reserve_ips, |env, handle, call| {
+    get_ipv4s(env, call.args[0])?.into_iter().for_each(|a| handle.switch.reserve_ip(a));
+    undefined(env)
+});
+
+method!(release_ips, |env, handle, call| {
+    get_ipv4s(env, call.args[0])?.into_iter().for_each(|a| handle.switch.release_ip(a));
     undefined(env)
 });
 
