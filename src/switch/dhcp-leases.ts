@@ -41,15 +41,37 @@ export class LeaseTable {
   private readonly byIp = new Map<number, Lease>();
   /** The clients whose record was assigned on each guest port (each client on one port at most). */
   private readonly clientsByPort = new Map<string, Set<string>>();
-  /** Every pool address below this one has a record (or is reserved). */
+  /** Every pool address below this one has a record (or is reserved or set aside). */
   private neverUsedCursor: number;
+  /**
+   * Addresses out of the pool for the guest ports locked to them (IPv4 port security), with how
+   * many ports lock each (the two ends of a migration within the switch lock one address).
+   */
+  private readonly setAside = new Map<number, number>();
 
   constructor(private readonly pool: Pool) {
     this.neverUsedCursor = pool.first;
   }
 
   inPool(ip: number): boolean {
-    return ip >= this.pool.first && ip <= this.pool.last && !this.pool.reserved.has(ip);
+    return ip >= this.pool.first && ip <= this.pool.last && !this.pool.reserved.has(ip) && !this.setAside.has(ip);
+  }
+
+  /** Takes `ip` out of the pool for a port locked to it, until as many `returnToPool` calls. */
+  setAsideFor(ip: number): void {
+    this.setAside.set(ip, (this.setAside.get(ip) ?? 0) + 1);
+  }
+
+  returnToPool(ip: number): void {
+    const ports = this.setAside.get(ip) ?? 0;
+    if (ports > 1) this.setAside.set(ip, ports - 1);
+    else if (this.setAside.delete(ip)) this.neverUsedCursor = Math.min(this.neverUsedCursor, ip);
+  }
+
+  /** The record that holds `ip` at `now`, if any. */
+  holderOf(ip: number, now: number): Lease | undefined {
+    const holder = this.byIp.get(ip);
+    return holder && LeaseTable.holds(holder, now) ? holder : undefined;
   }
 
   /** A record that still holds its address at `now` (offered, bound, or declined and quarantined). */
@@ -87,11 +109,11 @@ export class LeaseTable {
     const own = this.byClient.get(clientKey);
     if (own && this.isAvailableFor(own.ip, clientKey, now)) return own.ip;
     if (requested !== undefined && this.isAvailableFor(requested, clientKey, now)) return requested;
-    while (this.neverUsedCursor <= this.pool.last && (this.byIp.has(this.neverUsedCursor) || this.pool.reserved.has(this.neverUsedCursor))) this.neverUsedCursor++;
+    while (this.neverUsedCursor <= this.pool.last && (this.byIp.has(this.neverUsedCursor) || !this.inPool(this.neverUsedCursor))) this.neverUsedCursor++;
     if (this.neverUsedCursor <= this.pool.last) return this.neverUsedCursor;
     let oldest: Lease | undefined;
     for (const lease of this.byIp.values()) {
-      if (!LeaseTable.holds(lease, now) && (!oldest || lease.expiresAt < oldest.expiresAt)) oldest = lease;
+      if (!LeaseTable.holds(lease, now) && this.inPool(lease.ip) && (!oldest || lease.expiresAt < oldest.expiresAt)) oldest = lease;
     }
     return oldest?.ip;
   }

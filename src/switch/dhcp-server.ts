@@ -29,7 +29,7 @@ import {
   uint32Option,
   type DhcpMessage,
 } from './dhcp-message.ts';
-import { DhcpConfigError, resolveDhcpConfig, type DhcpConfig, type DhcpConfigInput } from './dhcp-config.ts';
+import { DhcpConfigError, isHostOf, resolveDhcpConfig, type DhcpConfig, type DhcpConfigInput } from './dhcp-config.ts';
 import { LeaseTable } from './dhcp-leases.ts';
 import { buildArpReply, parseArpRequest } from './arp.ts';
 import { BROADCAST_MAC, ETH_HEADER_LEN, ETH_P_IP, IPPROTO_UDP, IPV4_BROADCAST, buildUdpFrame, formatIpv4Address, parseUdpFrame } from './packet.ts';
@@ -105,6 +105,11 @@ export class DhcpServer {
   private ipId = 0;
   /** When each guest port at its lease limit was last logged. */
   private readonly portLimitLoggedAt = new Map<string, number>();
+  /**
+   * Guest ports locked to IPv4 addresses (port security), with the one address their guest gets:
+   * undefined if none of them is a host of the subnet (then the guest is offered nothing).
+   */
+  private readonly lockedPorts = new Map<string, number | undefined>();
 
   /** Throws DhcpConfigError (VU_ERR_BAD_CIDR, VU_ERR_BAD_DHCP_CONFIG) for a bad configuration. */
   constructor(o: DhcpServerOptions) {
@@ -115,6 +120,11 @@ export class DhcpServer {
     this.log = o.log;
     const { subnet, reserved } = this.config;
     this.table = new LeaseTable({ first: subnet.network + 1, last: subnet.broadcast - 1, reserved });
+  }
+
+  /** The subnet it serves, as a CIDR. */
+  get subnet(): string {
+    return this.config.subnet.cidr;
   }
 
   /** The server's own address (the source of its replies), dotted. */
@@ -159,6 +169,23 @@ export class DhcpServer {
       this.log?.error('DHCP request handling failed', { reason: (error as Error).message });
       return [];
     }
+  }
+
+  /**
+   * Guest port `port` is locked to the IPv4 addresses `ips` (`--port …,ip=`), or no longer (none):
+   * its guest may send from those only, so it is offered the first of them that is a host of the
+   * subnet (and not the server's or the router's), which no other client gets; with none such, it
+   * is offered nothing. Returns the address its guest gets.
+   */
+  lockPort(port: string, ips: readonly number[]): number | undefined {
+    const previous = this.lockedPorts.get(port);
+    if (previous !== undefined) this.table.returnToPool(previous);
+    this.lockedPorts.delete(port);
+    if (ips.length === 0) return undefined;
+    const address = ips.find((ip) => isHostOf(this.config.subnet, ip) && !this.config.reserved.has(ip));
+    this.lockedPorts.set(port, address);
+    if (address !== undefined) this.table.setAsideFor(address);
+    return address;
   }
 
   /** The bound leases still running, by address. */
@@ -212,9 +239,14 @@ export class DhcpServer {
   private onDiscover(r: Incoming): Uint8Array[] {
     this.stats.discover++;
     const now = this.now();
-    if (this.overPortLimit(r, now)) return [];
+    const locked = this.lockedAddress(r, now);
+    if (locked?.refused !== undefined) {
+      this.log?.debug('DHCP: no offer on a locked port', { port: r.port, mac: formatMac(r.clientMac), reason: locked.refused });
+      return [];
+    }
+    if (!locked && this.overPortLimit(r, now)) return [];
     const requested = optionUint32(r.message, DhcpOption.REQUESTED_IP_ADDRESS);
-    const ip = this.table.chooseAddress(r.clientKey, requested, now);
+    const ip = locked?.ip ?? this.table.chooseAddress(r.clientKey, requested, now);
     if (ip === undefined) {
       this.stats.poolExhausted++;
       this.log?.warn('DHCP pool full: no address to offer', { mac: formatMac(r.clientMac), subnet: this.config.subnet.cidr });
@@ -246,15 +278,11 @@ export class DhcpServer {
     }
     const ip = requested ?? (serverId === undefined ? r.message.ciaddr : 0);
     if (ip === 0) return this.malformed(); // SELECTING without a requested address, or neither form
-    if (this.overPortLimit(r, now)) {
+    const refusal = this.refusal(r, ip, now);
+    if (refusal !== undefined) {
+      this.log?.debug('DHCP NAK', { mac: formatMac(r.clientMac), requested: formatIpv4Address(ip), reason: refusal });
       this.stats.nak++;
-      return [this.nak(r, `port ${r.port} holds its limit of ${this.config.leasesPerPort} addresses`)];
-    }
-    if (!this.table.isAvailableFor(ip, r.clientKey, now)) {
-      const reason = this.table.inPool(ip) ? 'address held by another client' : `address not in the pool of ${this.config.subnet.cidr}`;
-      this.log?.debug('DHCP NAK', { mac: formatMac(r.clientMac), requested: formatIpv4Address(ip), reason });
-      this.stats.nak++;
-      return [this.nak(r, reason)];
+      return [this.nak(r, refusal)];
     }
     this.table.assign(r.clientKey, formatMac(r.clientMac), ip, 'bound', now + this.config.leaseSeconds * 1000, r.port);
     this.stats.ack++;
@@ -286,6 +314,30 @@ export class DhcpServer {
     if (r.message.ciaddr === 0) return this.malformed();
     this.stats.ack++;
     return [this.reply(r, DhcpMessageType.DHCPACK, 0)];
+  }
+
+  /** Why the client of `r` may not have `ip` now, or undefined if it may. */
+  private refusal(r: Incoming, ip: number, now: number): string | undefined {
+    const locked = this.lockedAddress(r, now);
+    if (locked) return locked.refused ?? (ip === locked.ip ? undefined : `port ${r.port} is locked to ${formatIpv4Address(locked.ip)}`);
+    if (this.overPortLimit(r, now)) return `port ${r.port} holds its limit of ${this.config.leasesPerPort} addresses`;
+    if (this.table.isAvailableFor(ip, r.clientKey, now)) return undefined;
+    return this.table.inPool(ip) ? 'address held by another client' : `address not in the pool of ${this.config.subnet.cidr}`;
+  }
+
+  /**
+   * For a client on a port locked to IPv4 addresses: the one address it gets, or why it gets
+   * none (the port has no address in the subnet; a lease from before the lock still holds it).
+   * Another client on the same port, or on another port locked to it (a guest migrated within the
+   * switch), takes the address over. Undefined for other ports.
+   */
+  private lockedAddress(r: Incoming, now: number): { ip: number; refused?: undefined } | { ip?: undefined; refused: string } | undefined {
+    if (r.port === undefined || !this.lockedPorts.has(r.port)) return undefined;
+    const ip = this.lockedPorts.get(r.port);
+    if (ip === undefined) return { refused: `port ${r.port} is locked to addresses outside ${this.config.subnet.cidr}` };
+    const holder = this.table.holderOf(ip, now);
+    const takesOver = !holder || holder.clientKey === r.clientKey || (holder.port !== undefined && this.lockedPorts.get(holder.port) === ip);
+    return takesOver ? { ip } : { refused: `${formatIpv4Address(ip)} is leased to ${holder.mac || 'a declined address'} until its lease ends` };
   }
 
   /**

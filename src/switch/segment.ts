@@ -95,6 +95,23 @@ export class Segment {
     };
   }
 
+  /**
+   * Holds a named port's addresses for as long as the port exists (`held`), its guest connected or
+   * not: nobody else sends from its MAC or claims its IPv4 addresses, and the DHCP server gives its
+   * guest the first of those in the DHCP subnet, which nobody else gets. `held` false ends that.
+   */
+  holdAddresses(port: string, { mac, ips }: PortSecurity, held: boolean): void {
+    if (held) this.switch.reserveMac(mac);
+    else this.switch.releaseMac(mac);
+    if (ips.length === 0) return;
+    if (held) this.switch.reserveIps(ipv4Bytes(ips));
+    else this.switch.releaseIps(ipv4Bytes(ips));
+    const address = this.dhcp?.lockPort(port, held ? ips : []);
+    if (this.dhcp && held && address === undefined) {
+      this.log.warn('none of the port\'s locked addresses is a DHCP host address: its guest gets no address from DHCP; configure it statically', { port, subnet: this.dhcp.subnet });
+    }
+  }
+
   addUplink(spec: string, vlan = 0): PortInfo {
     let id: number;
     try {

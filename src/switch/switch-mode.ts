@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { ControlServer } from './control-server.ts';
 import { ControlError, type PortInfo, type SwitchControl } from './control-protocol.ts';
 import { formatIpv4Address } from './packet.ts';
-import { describeSecurity, ipv4Bytes, type PortSecurity } from './port-security.ts';
+import { describeSecurity, type PortSecurity } from './port-security.ts';
 import { Segment } from './segment.ts';
 
 const DEFAULT_MTU = 1500;
@@ -56,7 +56,7 @@ export class SwitchMode implements SwitchControl {
     });
     server.start();
     // The addresses stay the port's while its guest is away (rebooting, reconnecting): nobody takes them.
-    if (security) this.reserve(security, true);
+    if (security) this.segment.holdAddresses(name, security, true);
     this.named.set(name, { server, path: socketPath, security });
     this.log.info('port added', { port: name, socket: socketPath, ...(security && describeSecurity(security)) });
     return this.waitingPort(name);
@@ -73,19 +73,9 @@ export class SwitchMode implements SwitchControl {
     const port = this.named.get(name);
     if (!port) throw new ControlError('VU_ERR_BAD_ARGS', `no port named '${name}' (only --port/add-port sockets can be removed)`);
     port.server.stop();
-    if (port.security) this.reserve(port.security, false);
+    if (port.security) this.segment.holdAddresses(name, port.security, false);
     this.named.delete(name);
     this.log.info('port removed', { port: name });
-  }
-
-  /** Reserves a named port's addresses (`reserved`), or ends that reservation. */
-  private reserve({ mac, ips }: PortSecurity, reserved: boolean): void {
-    const { switch: sw } = this.segment;
-    if (reserved) sw.reserveMac(mac);
-    else sw.releaseMac(mac);
-    if (ips.length === 0) return;
-    if (reserved) sw.reserveIps(ipv4Bytes(ips));
-    else sw.releaseIps(ipv4Bytes(ips));
   }
 
   ports(): PortInfo[] {

@@ -2,7 +2,9 @@
  * The userspace switch with real guests: two QEMU guests on one socket get addresses from the
  * built-in DHCP server, ping each other and run iperf3 between them; one powers off and comes
  * back (same MAC, same address) while the other keeps its link; `ctl` sees the ports and MACs.
- * A guest on a port locked to its MAC keeps its traffic when another guest takes its MAC.
+ * A guest on a port locked to its MAC keeps its traffic when another guest takes its MAC; one
+ * locked to its MAC and IPv4 address gets that address from DHCP and keeps its traffic when
+ * another guest claims the address in ARP.
  */
 import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -92,6 +94,40 @@ test.serial('a port locked to its guest\'s MAC (--port …,mac=): another guest 
   t.like(portA, { mac: macA, macLocked: true });
   const macs = (await ctl(sw, 'macs')) as { mac: string; portName: string }[];
   t.is(macs.find((m) => m.mac === macA)?.portName, 'locked', 'the MAC table still points A\'s MAC at A');
+  await Promise.all([a.shutdown(), b.shutdown()]);
+  t.notRegex(readFileSync(sw.process.logPath, 'utf8'), STOPPED_OR_PANICKED);
+});
+
+test.serial('a port locked to its guest\'s MAC and IPv4 address (--port …,mac=,ip=): DHCP gives the guest that address; another guest that claims it in ARP reaches nobody with it, and the locked guest keeps its traffic', async (t) => {
+  const macA = guestMac();
+  const macB = guestMac();
+  const lockedIp = '10.79.0.77';
+  const dir = mkdtempSync(join(tmpdir(), 'vu-locked-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lockedSocket = join(dir, 'locked.sock');
+  const sw = await startSwitch(t, ['--port', `locked=${lockedSocket},mac=${macA},ip=${lockedIp}`]);
+  const [a, b] = await Promise.all([bootOnSwitch(t, sw, 'switch-iplock-a', macA, lockedSocket), bootOnSwitch(t, sw, 'switch-iplock-b', macB)]);
+  t.is(await addressOf(a), lockedIp, 'the DHCP server gives the locked guest its locked address');
+  const ipB = await addressOf(b);
+  const before = await ping(b, lockedIp);
+  t.is(before.received, before.transmitted, 'the locked guest is served as any other');
+
+  // B claims A's address: gratuitous ARP (RFC 5227 announcements) and a ping from it.
+  const spoofedBefore = async () => Number((await ctlPorts(sw)).find((p) => p.name !== 'locked' && p.kind === 'vhost-user')!.drops.spoofed ?? 0);
+  const dropsBefore = await spoofedBefore();
+  await b.mustRun(`ip addr add ${lockedIp}/32 dev eth0 && arping -U -c 3 -I eth0 ${lockedIp}; ping -c 2 -w 3 -I ${lockedIp} ${lockedIp.replace(/\.77$/, '.1')}; ip addr del ${lockedIp}/32 dev eth0`, 30_000);
+  const dropped = (await spoofedBefore()) - dropsBefore;
+  t.true(dropped >= 3, `B's claims were dropped on its port (${dropped})`);
+  const arpOfA = await b.mustRun(`ping -c 2 -w 5 ${lockedIp} >/dev/null; ip neigh show ${lockedIp}`);
+  t.regex(arpOfA, new RegExp(macA), "B still reaches A's address at A's MAC");
+
+  // A cannot take another address either.
+  await a.mustRun(`ip addr add 10.79.0.78/24 dev eth0`);
+  const fromOther = await a.run(`ping -c 2 -w 3 -I 10.79.0.78 ${ipB}`, 30_000);
+  t.regex(fromOther.output, / 0 packets received/, 'A, sending from an address it is not locked to, reaches nobody');
+  const portA = (await ctlPorts(sw)).find((p) => p.name === 'locked')!;
+  t.true(Number(portA.drops.spoofed ?? 0) > 0, JSON.stringify(portA));
+  t.log(`B's claims dropped: ${dropped}; A's port: ${JSON.stringify(portA.drops)}`);
   await Promise.all([a.shutdown(), b.shutdown()]);
   t.notRegex(readFileSync(sw.process.logPath, 'utf8'), STOPPED_OR_PANICKED);
 });

@@ -3,7 +3,7 @@
  */
 import test from 'ava';
 import { DhcpServer, DhcpConfigError, parseCidr, OFFER_HOLD_MS, DECLINE_QUARANTINE_MS, type DhcpServerOptions } from '../../src/switch/dhcp-server.ts';
-import { buildUdpFrame, internetChecksum } from '../../src/switch/packet.ts';
+import { buildUdpFrame, internetChecksum, parseIpv4Address } from '../../src/switch/packet.ts';
 import { ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST, SERVER_MAC, clientFrame, mac, readReply, type ClientMessage } from './dhcp-frames.ts';
 
 function setUp(o: Partial<DhcpServerOptions> = {}) {
@@ -214,7 +214,7 @@ test('pool full: a /29 leases 5 addresses, the 6th client gets no offer and is c
 
 test('a guest port holds at most leasesPerPort clients: a new one gets no OFFER and a NAK; other ports, uplinks and the own clients go on', (t) => {
   const lines: string[] = [];
-  const { bind, send, one, server } = setUp({ leasesPerPort: 3, log: { warn: (m: string) => lines.push(m) } as never });
+  const { bind, send, one, server } = setUp({ leasesPerPort: 3, log: { warn: (m: string) => lines.push(m), debug: () => {} } as never });
   const addresses = [1, 2, 3].map((n) => bind(mac(n), {}, 'guest1'));
   t.deepEqual(send({ mac: mac(4), type: DISCOVER }, 'guest1'), [], 'a fourth client on guest1 gets no offer');
   const nak = one({ mac: mac(4), type: REQUEST, requested: '10.0.2.200' }, 'guest1');
@@ -240,6 +240,48 @@ test('a released or expired lease makes room on its port; leasesPerPort 0 is no 
   const unlimited = setUp({ leasesPerPort: 0 });
   t.deepEqual([1, 2, 3, 4, 5].map((n) => unlimited.bind(mac(n), {}, 'guest1')).length, 5);
   t.is(unlimited.server.counters().portLimit, 0);
+});
+
+const ip = (text: string) => parseIpv4Address(text)!;
+
+test('a port locked to IPv4 addresses: its guest gets the first one in the subnet, and nobody else gets it', (t) => {
+  const { bind, send, one, server } = setUp();
+  t.is(server.lockPort('vm1', [ip('192.168.5.5'), ip('10.0.2.2'), ip('10.0.2.3')]), ip('10.0.2.2'));
+  t.is(bind(mac(1), {}, 'vm1'), '10.0.2.2');
+  t.is(bind(mac(2)), '10.0.2.3', 'others get the pool without it (its other addresses are not set aside)');
+  const asked = one({ mac: mac(3), type: REQUEST, requested: '10.0.2.2' }, 'guest1');
+  t.is(asked.type, NAK, 'another client asking for it outright');
+  const wrong = one({ mac: mac(1), type: REQUEST, requested: '10.0.2.7' }, 'vm1');
+  t.is(wrong.type, NAK, 'the locked port asking for another address');
+  t.is(bind(mac(4), { clientId: Uint8Array.of(9) }, 'vm1'), '10.0.2.2', 'another client on the port (the guest rebooted into another DHCP client) takes it over');
+  t.deepEqual(send({ mac: mac(5), type: DISCOVER }, 'guest2').map((r) => r.yiaddr), ['10.0.2.4']);
+});
+
+test('the two ends of a migration lock one address; removing the lock returns it to the pool', (t) => {
+  const { bind, server } = setUp({ cidr: '10.9.9.0/29' });
+  server.lockPort('vm1-source', [ip('10.9.9.2')]);
+  server.lockPort('vm1-destination', [ip('10.9.9.2')]);
+  t.is(bind(mac(1), {}, 'vm1-source'), '10.9.9.2');
+  t.is(bind(mac(1), {}, 'vm1-destination'), '10.9.9.2', 'the migrated guest renews on the destination port');
+  server.lockPort('vm1-source', []);
+  t.is(bind(mac(2)), '10.9.9.3', 'still set aside for the destination port');
+  server.lockPort('vm1-destination', []);
+  t.deepEqual([3, 4, 5].map((n) => bind(mac(n))), ['10.9.9.4', '10.9.9.5', '10.9.9.6']);
+  t.throws(() => bind(mac(6)), undefined, 'the pool is full: 10.9.9.2 is leased to the guest, as a plain lease now');
+});
+
+test('a locked port with no address in the subnet, or one still leased to another client, gets no offer and a NAK', (t) => {
+  const { bind, send, one, server, clock } = setUp();
+  t.is(server.lockPort('vm1', [ip('192.168.5.5'), ip('10.0.2.1'), ip('10.0.2.255')]), undefined, 'outside, the server itself, the broadcast');
+  t.deepEqual(send({ mac: mac(1), type: DISCOVER }, 'vm1'), []);
+  t.is(one({ mac: mac(1), type: REQUEST, requested: '10.0.2.9' }, 'vm1').type, NAK, 'nor a pool address it asks for');
+  t.is(bind(mac(2), {}, 'guest1'), '10.0.2.2');
+  server.lockPort('vm2', [ip('10.0.2.2')]);
+  t.deepEqual(send({ mac: mac(3), type: DISCOVER }, 'vm2'), [], 'a lease from before the lock keeps the address until it ends');
+  const renewal = one({ mac: mac(2), type: REQUEST, ciaddr: '10.0.2.2', srcIp: '10.0.2.2', dstIp: '10.0.2.1' }, 'guest1');
+  t.is(renewal.type, NAK, 'but is not renewed: the address is the locked port\'s now');
+  clock.ms += 3600_000;
+  t.is(bind(mac(3), {}, 'vm2'), '10.0.2.2', 'once the lease ended');
 });
 
 test('offers reserve their address until OFFER_HOLD_MS', (t) => {
