@@ -9,6 +9,12 @@ use std::ptr;
 use vring::VirtioNetHdr;
 
 pub const ETH_HLEN: usize = 14;
+/// EtherTypes the switch looks into.
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_ARP: u16 = 0x0806;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const ETH_P_8021Q: u16 = 0x8100;
+const IPPROTO_UDP: u8 = 17;
 
 pub struct Frame<'a> {
     segments: &'a [libc::iovec],
@@ -78,6 +84,18 @@ impl<'a> Frame<'a> {
             src: bytes[6..12].try_into().unwrap(),
             ether_type: u16::from_be_bytes([bytes[12], bytes[13]]),
         })
+    }
+
+    /// The destination port of an untagged IPv4 UDP frame (IPv4 options skipped), if it is one: a
+    /// filter (the fragment offset is not looked at).
+    pub fn ipv4_udp_destination_port(&self) -> Option<u16> {
+        let mut ip = [0u8; 20];
+        if self.copy_out(ETH_HLEN, &mut ip) < ip.len() || ip[0] >> 4 != 4 || ip[0] & 0x0f < 5 || ip[9] != IPPROTO_UDP {
+            return None;
+        }
+        let mut udp = [0u8; 4];
+        let header_len = usize::from(ip[0] & 0x0f) * 4;
+        (self.copy_out(ETH_HLEN + header_len, &mut udp) == udp.len()).then(|| u16::from_be_bytes([udp[2], udp[3]]))
     }
 
     /// The first N bytes, or None if the frame is shorter. Usually the first segment holds them:

@@ -15,14 +15,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::frame::{EthernetHeader, Frame};
-
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_RARP: u16 = 0x8035;
-const IPPROTO_UDP: u8 = 17;
-const DHCP_SERVER_PORT: u16 = 67;
+use super::frame::{EthernetHeader, Frame, ETH_HLEN, ETH_P_ARP, ETH_P_IP};
+use super::uplink::DHCP_SERVER_PORT;
+use crate::rarp::ETH_P_RARP;
 
 /// The sender a frame claims to be, as far as IPv4 port security is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,19 +55,10 @@ fn ipv4_claim(frame: &Frame) -> Claim {
     if ip[0] >> 4 != 4 || ip[0] & 0x0f < 5 {
         return Claim::Other;
     }
-    let source = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    if !source.is_unspecified() {
-        return Claim::From(source);
-    }
-    let header_len = usize::from(ip[0] & 0x0f) * 4;
-    let mut udp = [0u8; 4];
-    let to_dhcp_server = ip[9] == IPPROTO_UDP
-        && frame.copy_out(ETH_HLEN + header_len, &mut udp) == udp.len()
-        && u16::from_be_bytes([udp[2], udp[3]]) == DHCP_SERVER_PORT;
-    if to_dhcp_server {
-        Claim::Unaddressed
-    } else {
-        Claim::Other
+    match Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]) {
+        source if !source.is_unspecified() => Claim::From(source),
+        _ if frame.ipv4_udp_destination_port() == Some(DHCP_SERVER_PORT) => Claim::Unaddressed,
+        _ => Claim::Other,
     }
 }
 
@@ -121,7 +107,7 @@ mod tests {
     fn ipv4(src: Mac, source: Ipv4Addr, header_words: u8, udp_port: u16) -> Vec<u8> {
         let mut ip = vec![0u8; usize::from(header_words) * 4];
         ip[0] = 0x40 | header_words;
-        ip[9] = IPPROTO_UDP;
+        ip[9] = 17; // UDP
         ip[12..16].copy_from_slice(&source.octets());
         ip[16..20].copy_from_slice(&Ipv4Addr::BROADCAST.octets());
         let udp = [&68u16.to_be_bytes()[..], &udp_port.to_be_bytes(), &[0, 8, 0, 0]].concat();

@@ -18,7 +18,7 @@ use vring::net_hdr::{
 };
 use vring::VirtioNetHdr;
 
-use super::frame::Frame;
+use super::frame::{Frame, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6};
 
 /// Which offloaded frames a destination takes as they are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,9 +97,6 @@ impl fmt::Display for OffloadError {
 /// Smallest gso_size finished in software: Linux's lowest TCP send MSS (net.ipv4.tcp_min_snd_mss).
 pub const MIN_SEGMENT_SIZE: u16 = 48;
 
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
 const IPPROTO_TCP: u8 = 6;
 const TCP_FIN: u8 = 0x01;
 const TCP_PSH: u8 = 0x08;
@@ -219,7 +216,7 @@ impl TcpLayout {
             l3 = 18;
         }
         let (ipv4, l4) = match ether_type {
-            ETH_P_IPV4 => {
+            ETH_P_IP => {
                 let ihl = usize::from(*f.get(l3)? & 0x0f) * 4;
                 (ihl >= 20 && *f.get(l3 + 9)? == IPPROTO_TCP).then_some((true, l3 + ihl))?
             }

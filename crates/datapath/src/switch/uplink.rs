@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::frame::{EthernetHeader, Frame};
+use super::frame::{EthernetHeader, Frame, ETH_P_ARP, ETH_P_IP};
 use super::offload::Accepts;
 use super::{PortId, PortKind, Switch, SwitchPort};
 use crate::tap::{Tap, TapError};
@@ -405,24 +405,14 @@ impl Drop for HostFrame {
     }
 }
 
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_IP: u16 = 0x0800;
-const DHCP_SERVER_PORT: u16 = 67;
+/// The UDP port of DHCP servers (RFC 2131), which the host port answers on.
+pub const DHCP_SERVER_PORT: u16 = 67;
 
 impl FrameWriter for HostPort {
     fn accepts(&self, eth: &EthernetHeader, frame: &Frame) -> bool {
         match eth.ether_type {
             ETH_P_ARP => true,
-            ETH_P_IP => {
-                // IPv4, UDP, destination port 67 (DHCP server), IHL taken into account.
-                let mut ip = [0u8; 24];
-                if frame.copy_out(14, &mut ip) < 24 || ip[9] != 17 {
-                    return false;
-                }
-                let ihl = (ip[0] & 0x0f) as usize * 4;
-                let mut udp = [0u8; 4];
-                frame.copy_out(14 + ihl, &mut udp) == 4 && u16::from_be_bytes([udp[2], udp[3]]) == DHCP_SERVER_PORT
-            }
+            ETH_P_IP => frame.ipv4_udp_destination_port() == Some(DHCP_SERVER_PORT),
             _ => false,
         }
     }

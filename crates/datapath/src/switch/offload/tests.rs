@@ -12,7 +12,7 @@ fn tcp_frame(ipv6: bool, payload: &[u8], flags: u8) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&MAC_B);
     f.extend_from_slice(&MAC_A);
-    f.extend_from_slice(&(if ipv6 { ETH_P_IPV6 } else { ETH_P_IPV4 }).to_be_bytes());
+    f.extend_from_slice(&(if ipv6 { ETH_P_IPV6 } else { ETH_P_IP }).to_be_bytes());
     let tcp_len = 20 + payload.len();
     if ipv6 {
         f.extend_from_slice(&[0x60, 0, 0, 0]);
