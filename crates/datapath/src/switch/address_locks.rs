@@ -18,8 +18,43 @@ use super::PortId;
 struct Locks<A> {
     /// Each locked port's addresses.
     by_port: HashMap<PortId, Arc<[A]>>,
+    /// Every locked address, with how many ports lock it: an unlocked port's frame is checked with
+    /// one lookup, however many ports there are (an uplink may carry many senders).
+    locked: HashMap<A, u32>,
     /// Reserved addresses, with how many reservations each has.
     reserved: HashMap<A, u32>,
+}
+
+impl<A: Copy + Eq + Hash> Locks<A> {
+    fn count(counts: &mut HashMap<A, u32>, address: A, up: bool) {
+        let n = counts.entry(address).or_default();
+        if up {
+            *n += 1;
+        } else {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&address);
+            }
+        }
+    }
+
+    /// Sets (or, with None, removes) `port`'s lock; says whether that changed anything.
+    fn set(&mut self, port: PortId, addresses: Option<&[A]>) -> bool {
+        let old = match addresses {
+            Some(new) => self.by_port.insert(port, new.into()),
+            None => self.by_port.remove(&port),
+        };
+        if old.as_deref() == addresses {
+            return false;
+        }
+        for &address in old.iter().flat_map(|a| a.iter()) {
+            Self::count(&mut self.locked, address, false);
+        }
+        for &address in addresses.unwrap_or_default() {
+            Self::count(&mut self.locked, address, true);
+        }
+        true
+    }
 }
 
 pub struct AddressLocks<A> {
@@ -31,7 +66,7 @@ pub struct AddressLocks<A> {
 impl<A> Default for AddressLocks<A> {
     fn default() -> Self {
         AddressLocks {
-            locks: RwLock::new(Locks { by_port: HashMap::new(), reserved: HashMap::new() }),
+            locks: RwLock::new(Locks { by_port: HashMap::new(), locked: HashMap::new(), reserved: HashMap::new() }),
             generation: AtomicU64::new(0),
         }
     }
@@ -40,29 +75,28 @@ impl<A> Default for AddressLocks<A> {
 impl<A: Copy + Eq + Hash> AddressLocks<A> {
     /// Locks `port` to `addresses` (replacing an earlier lock of that port).
     pub fn lock(&self, port: PortId, addresses: &[A]) {
-        self.change(|locks| locks.by_port.insert(port, addresses.into()).is_none_or(|old| *old != *addresses));
+        self.change(|locks| locks.set(port, Some(addresses)));
     }
 
     /// Forgets `port`'s lock (the port is removed).
     pub fn unlock(&self, port: PortId) {
-        self.change(|locks| locks.by_port.remove(&port).is_some());
+        self.change(|locks| locks.set(port, None));
     }
 
     /// Keeps every port without a lock of its own from sending from `address` until `release`.
     pub fn reserve(&self, address: A) {
         self.change(|locks| {
-            *locks.reserved.entry(address).or_default() += 1;
+            Locks::count(&mut locks.reserved, address, true);
             true
         });
     }
 
     /// Ends one `reserve` of `address`.
     pub fn release(&self, address: A) {
-        self.change(|locks| match locks.reserved.get_mut(&address) {
-            Some(1) => locks.reserved.remove(&address).is_some(),
-            Some(n) => {
-                *n -= 1;
-                false
+        self.change(|locks| match locks.reserved.get(&address) {
+            Some(_) => {
+                Locks::count(&mut locks.reserved, address, false);
+                !locks.reserved.contains_key(&address)
             }
             None => false,
         });
@@ -83,7 +117,7 @@ impl<A: Copy + Eq + Hash> AddressLocks<A> {
         let locks = self.read();
         match locks.by_port.get(&port) {
             Some(own) => own.contains(&src),
-            None => !locks.reserved.contains_key(&src) && !locks.by_port.values().any(|locked| locked.contains(&src)),
+            None => !locks.reserved.contains_key(&src) && !locks.locked.contains_key(&src),
         }
     }
 
@@ -112,5 +146,41 @@ impl<A: Copy + Eq + Hash> AddressLocks<A> {
         if change(&mut locks) {
             self.generation.fetch_add(1, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_locked_while_any_port_locks_it_and_a_new_lock_replaces_the_old() {
+        let locks = AddressLocks::<u8>::default();
+        assert!(locks.allows(9, 1), "nothing locked");
+        locks.lock(1, &[1, 2]);
+        locks.lock(2, &[2]);
+        assert!(!locks.allows(9, 1) && !locks.allows(9, 2));
+        assert!(locks.allows(1, 2) && locks.allows(2, 2) && !locks.allows(2, 1), "a locked port sends from its own only");
+        locks.unlock(2);
+        assert!(!locks.allows(9, 2), "still port 1's");
+        locks.lock(1, &[3]);
+        assert!(locks.allows(9, 1) && locks.allows(9, 2) && !locks.allows(9, 3), "port 1's new lock replaced its old one");
+        let generation = locks.generation();
+        locks.lock(1, &[3]);
+        locks.unlock(7);
+        assert_eq!(locks.generation(), generation, "no change, no new generation (no memo is thrown away)");
+    }
+
+    #[test]
+    fn a_reserved_address_is_free_again_after_as_many_releases() {
+        let locks = AddressLocks::<u8>::default();
+        locks.reserve(1);
+        locks.reserve(1);
+        locks.release(1);
+        assert!(!locks.allows(9, 1));
+        locks.release(1);
+        assert!(locks.allows(9, 1));
+        locks.release(1); // one too many: nothing to end
+        assert!(locks.allows(9, 1));
     }
 }

@@ -192,7 +192,7 @@ pub struct Switch {
     /// Bumped after every change of `ports`, so a forwarder knows its copy is out of date.
     ports_generation: AtomicU64,
     macs: MacTable,
-    /// Port security: MACs locked to ports.
+    /// Port security: MACs and IPv4 addresses locked to ports.
     mac_locks: AddressLocks<Mac>,
     ip_locks: AddressLocks<Ipv4Addr>,
     next_id: AtomicU32,
