@@ -257,6 +257,18 @@ test('a port locked to IPv4 addresses: its guest gets the first one in the subne
   t.deepEqual(send({ mac: mac(5), type: DISCOVER }, 'guest2').map((r) => r.yiaddr), ['10.0.2.4']);
 });
 
+test("another port copying the client id of a locked port's guest cannot take its address, and its RELEASE changes nothing that lasts", (t) => {
+  const { bind, send, one, server } = setUp();
+  server.lockPort('vm1', [ip('10.0.2.50')]);
+  const victim = { clientId: Uint8Array.of(7, 7) };
+  t.is(bind(mac(1), victim, 'vm1'), '10.0.2.50');
+  t.is(one({ mac: mac(2), type: REQUEST, requested: '10.0.2.50', ...victim }, 'guest2').type, NAK, 'the copy asking for it outright');
+  t.not(send({ mac: mac(2), type: DISCOVER, ...victim }, 'guest2')[0]?.yiaddr, '10.0.2.50', 'nor is it offered');
+  send({ mac: mac(2), type: RELEASE, ciaddr: '10.0.2.50', serverId: '10.0.2.1', srcIp: '10.0.2.50', dstIp: '10.0.2.1', ...victim }, 'guest2');
+  const renewal = one({ mac: mac(1), type: REQUEST, ciaddr: '10.0.2.50', srcIp: '10.0.2.50', dstIp: '10.0.2.1', ...victim }, 'vm1');
+  t.like(renewal, { type: ACK, yiaddr: '10.0.2.50' }, 'the guest renews its address');
+});
+
 test('the two ends of a migration lock one address; removing the lock returns it to the pool', (t) => {
   const { bind, server } = setUp({ cidr: '10.9.9.0/29' });
   server.lockPort('vm1-source', [ip('10.9.9.2')]);
