@@ -23,7 +23,8 @@ Commands:
   stats                          switch-wide counters
   add-port NAME=PATH[,vlan=N][,mac=MAC[,ip=ADDR]…]
                                  add a vhost-user port listening on the socket PATH
-                                 (access VLAN N; locked to MAC: port security)
+                                 (access VLAN N; locked to MAC and IPv4 ADDRs: port
+                                 security)
   remove-port NAME               remove a port (its guest loses its link)
   add-uplink SPEC[,vlan=N]       add an uplink: tap:NAME, stream:unix:PATH or
                                  stream:tcp:HOST:PORT

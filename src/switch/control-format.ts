@@ -92,10 +92,10 @@ const STAT_COLUMNS: Column<[string, unknown]>[] = [
   { header: 'VALUE', align: 'right', value: ([, v]) => text(v) },
 ];
 
-/** `ports`, and the port that `add-port` / `add-uplink` created. */
 /** Shown after MAC only when a port is locked to IPv4 addresses (`,ip=`), which few are. */
 const LOCKED_IPS_COLUMN: Column<PortRow> = { header: 'LOCKED-IPS', value: (p) => (p.lockedIps?.length ? p.lockedIps.join(',') : '-') };
 
+/** `ports`, and the port that `add-port` / `add-uplink` created. */
 export function formatPorts(ports: unknown): string {
   const rows = ports as PortRow[];
   if (!rows.some((p) => p.lockedIps?.length)) return formatTable(PORT_COLUMNS, rows);
