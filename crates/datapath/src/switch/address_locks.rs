@@ -113,6 +113,7 @@ impl<A: Copy + Eq + Hash> AddressLocks<A> {
 
     /// Whether `port` may send from `src`: one of its own locked addresses if it has a lock, and
     /// otherwise any address that is neither locked to a port nor reserved.
+    #[inline(never)]
     pub fn allows(&self, port: PortId, src: A) -> bool {
         let locks = self.read();
         match locks.by_port.get(&port) {
@@ -124,6 +125,7 @@ impl<A: Copy + Eq + Hash> AddressLocks<A> {
     /// `allows`, answered from `memo` (the last address allowed, with the generation then) while
     /// the locks are unchanged: a port sends from one address frame after frame, so the lookup is
     /// rare. Always true while nothing was ever locked.
+    #[inline(always)]
     pub fn allows_remembered(&self, port: PortId, src: A, memo: &mut Option<(A, u64)>) -> bool {
         let generation = self.generation();
         if generation == 0 || *memo == Some((src, generation)) {
