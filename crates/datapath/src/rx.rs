@@ -282,28 +282,20 @@ mod tests {
     use vring::mock::MockGuest;
     use vring::Buf;
 
+    /// A chain of one writable buffer (its host address looked up when used).
+    fn chain_of(head: u16, buf: Buf) -> DescChain {
+        let mut chain = DescChain::default();
+        chain.head = head;
+        chain.writable.push(buf);
+        chain
+    }
+
     #[test]
     fn num_buffers_may_straddle_two_buffers_of_different_chains() {
         let guest = MockGuest::new(1 << 20);
         let mem = guest.memory();
-        let first = DescChain {
-            head: 0,
-            readable: vec![],
-            writable: vec![Buf {
-                addr: 0x1000,
-                len: 11,
-            }],
-            ..DescChain::default()
-        };
-        let second = DescChain {
-            head: 1,
-            readable: vec![],
-            writable: vec![Buf {
-                addr: 0x3000,
-                len: 100,
-            }],
-            ..DescChain::default()
-        };
+        let first = chain_of(0, Buf::new(0x1000, 11));
+        let second = chain_of(1, Buf::new(0x3000, 100));
         write_chain_u16(mem, [first, second].iter(), NUM_BUFFERS_OFFSET, 0x0302).unwrap();
         let mut b = [0u8; 1];
         mem.read_bytes(0x1000 + 10, &mut b).unwrap();
@@ -315,15 +307,7 @@ mod tests {
     #[test]
     fn bytes_beyond_the_buffers_are_not_written() {
         let guest = MockGuest::new(1 << 20);
-        let chain = DescChain {
-            head: 0,
-            readable: vec![],
-            writable: vec![Buf {
-                addr: 0x1000,
-                len: 4,
-            }],
-            ..DescChain::default()
-        };
+        let chain = chain_of(0, Buf::new(0x1000, 4));
         assert_eq!(chain_offset_gpa(std::iter::once(&chain), 3), Some(0x1003));
         assert_eq!(chain_offset_gpa(std::iter::once(&chain), 4), None);
         write_chain_u16(

@@ -105,9 +105,7 @@ impl TxRing {
         }
         self.iov.0.clear();
         let memory = self.ring.queue.memory();
-        for buf in &chain.readable {
-            memory.iovecs(buf.addr, buf.len as usize, &mut self.iov.0)?;
-        }
+        chain.iovecs(memory, false, &mut self.iov.0)?;
         if self.iov.0.len() > MAX_IOVECS {
             Counters::add(&counters.tx_dropped, 1);
             return Ok(None);

@@ -52,10 +52,28 @@ impl Descriptor {
 
 /// One guest buffer of a chain: `[addr, addr + len)` in guest-physical space, checked to be
 /// inside guest memory (possibly spanning adjacent regions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Eq)]
 pub struct Buf {
     pub addr: u64,
     pub len: u32,
+    /// Where the buffer is mapped in the memory table the chain was popped with (see
+    /// `DescChain::memory_id`), found when its descriptor was checked: building iovecs then needs
+    /// no second region lookup per buffer. 0 if it spans adjacent regions.
+    host: usize,
+}
+
+impl Buf {
+    /// A buffer whose host address is looked up when it is used.
+    pub fn new(addr: u64, len: u32) -> Buf {
+        Buf { addr, len, host: 0 }
+    }
+}
+
+/// Buffers are the guest's `[addr, addr + len)`, wherever they were mapped.
+impl PartialEq for Buf {
+    fn eq(&self, other: &Buf) -> bool {
+        self.addr == other.addr && self.len == other.len
+    }
 }
 
 /// A validated descriptor chain: device-readable buffers, then device-writable ones.
@@ -71,6 +89,10 @@ pub struct DescChain {
     pub popped_at: u16,
     /// Ring entries the chain took: one avail-ring entry (split), or its descriptors (packed).
     pub slots: u16,
+    /// `GuestMemory::id` of the table the buffers' host addresses were found in: they are used
+    /// only with a table of that id, which keeps them mapped (a chain used with another table, after
+    /// a memory update, has its buffers looked up again).
+    memory_id: u64,
 }
 
 impl DescChain {
@@ -107,13 +129,19 @@ impl DescChain {
         out: &mut Vec<libc::iovec>,
     ) -> Result<(), MemoryError> {
         let mut skip = skip;
+        let mapped_here = self.memory_id == mem.id();
         for b in self.bufs(writable) {
             let len = u64::from(b.len);
             if skip >= len {
                 skip -= len;
                 continue;
             }
-            mem.iovecs(b.addr + skip, (len - skip) as usize, out)?;
+            if mapped_here && b.host != 0 {
+                // `push` found all `len` bytes mapped at `host` in this table; skip < len.
+                out.push(libc::iovec { iov_base: (b.host + skip as usize) as *mut libc::c_void, iov_len: (len - skip) as usize });
+            } else {
+                mem.iovecs(b.addr + skip, (len - skip) as usize, out)?;
+            }
             skip = 0;
         }
         Ok(())
@@ -163,6 +191,13 @@ impl DescChain {
         }
     }
 
+    /// Empties the chain for buffers checked against `mem` (its storage is reused).
+    pub(crate) fn start(&mut self, mem: &GuestMemory) {
+        self.readable.clear();
+        self.writable.clear();
+        self.memory_id = mem.id();
+    }
+
     /// Adds one buffer; enforces §2.7.4.2 (device-writable descriptors come after readable ones).
     pub(crate) fn push(&mut self, mem: &GuestMemory, d: &Descriptor) -> Result<(), QueueError> {
         let head = self.head;
@@ -173,8 +208,8 @@ impl DescChain {
         if d.len == 0 {
             return Ok(());
         }
-        mem.check_range(d.addr, u64::from(d.len)).map_err(|source| QueueError::Memory { head, source })?;
-        let buf = Buf { addr: d.addr, len: d.len };
+        let host = mem.locate(d.addr, u64::from(d.len)).map_err(|source| QueueError::Memory { head, source })?;
+        let buf = Buf { addr: d.addr, len: d.len, host: host.map_or(0, |h| h as usize) };
         if writable {
             self.writable.push(buf);
         } else {
@@ -227,8 +262,7 @@ pub(crate) fn read_raw_desc(mem: &GuestMemory, head: u16, table: DescTable, inde
 pub(crate) fn walk_chain(mem: &GuestMemory, table: DescTable, size: u16, head: u16, chain: &mut DescChain) -> Result<(), QueueError> {
     chain.head = head;
     chain.slots = 1;
-    chain.readable.clear();
-    chain.writable.clear();
+    chain.start(mem);
     let max = u32::from(size);
     let mut index = head;
     let mut visited = 0u32;
@@ -262,12 +296,11 @@ pub(crate) fn indirect_table(mem: &GuestMemory, head: u16, addr: u64, len: u32, 
     if len == 0 || len % DESC_SIZE as u32 != 0 || entries > u32::from(size) {
         return Err(QueueError::BadIndirectLen { head, len });
     }
-    mem.check_range(addr, u64::from(len)).map_err(|source| QueueError::Memory { head, source })?;
     // Usually inside one region: read it in place; a table across adjacent regions is read
     // through GuestMemory, descriptor by descriptor.
-    let table = match mem.translate(addr, len as usize) {
-        Ok(host) => DescTable::Host(host),
-        Err(_) => DescTable::Guest(addr),
+    let table = match mem.locate(addr, u64::from(len)).map_err(|source| QueueError::Memory { head, source })? {
+        Some(host) => DescTable::Host(host),
+        None => DescTable::Guest(addr),
     };
     Ok((table, entries))
 }

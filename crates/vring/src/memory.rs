@@ -9,6 +9,7 @@ use std::fmt;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::os::fd::RawFd;
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::MemoryError;
@@ -151,7 +152,14 @@ impl MemoryRegion {
 pub struct GuestMemory {
     regions: Vec<Arc<MemoryRegion>>,
     log: Option<Arc<dyn WriteLog>>,
+    /// Names this set of mappings (0: none): a host address found in a table is valid in any
+    /// table of the same id (clones, the same regions with another write log), which keeps the
+    /// regions mapped. See `DescChain::memory_id`.
+    id: u64,
 }
+
+/// The next `GuestMemory::id`.
+static NEXT_MEMORY_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for GuestMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -195,17 +203,17 @@ impl GuestMemory {
         })?;
         let mut regions = self.regions.clone();
         regions.remove(index);
-        Ok(GuestMemory { regions, log: self.log.clone() })
+        Ok(GuestMemory { regions, log: self.log.clone(), id: NEXT_MEMORY_ID.fetch_add(1, Ordering::Relaxed) })
     }
 
     /// The same regions, with every device write reported to `log` (dirty-page logging).
     pub fn with_write_log(&self, log: Arc<dyn WriteLog>) -> GuestMemory {
-        GuestMemory { regions: self.regions.clone(), log: Some(log) }
+        GuestMemory { regions: self.regions.clone(), log: Some(log), id: self.id }
     }
 
     /// The same regions, without a write log.
     pub fn without_write_log(&self) -> GuestMemory {
-        GuestMemory { regions: self.regions.clone(), log: None }
+        GuestMemory { regions: self.regions.clone(), log: None, id: self.id }
     }
 
     fn from_shared(
@@ -237,7 +245,12 @@ impl GuestMemory {
                 });
             }
         }
-        Ok(GuestMemory { regions, log })
+        Ok(GuestMemory { regions, log, id: NEXT_MEMORY_ID.fetch_add(1, Ordering::Relaxed) })
+    }
+
+    /// Names this set of mappings (see the field).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The table entries, sorted by guest-physical address.
@@ -305,6 +318,15 @@ impl GuestMemory {
         }
         self.note_write(log_gpa, size_of::<T>());
         Ok(())
+    }
+
+    /// Checks, as `check_range`, that `[gpa, gpa + len)` is guest memory; returns its host
+    /// address if one region holds it all, None if it spans adjacent regions.
+    pub fn locate(&self, gpa: u64, len: u64) -> Result<Option<*mut u8>, MemoryError> {
+        match self.region_of(gpa).and_then(|r| r.host_range(gpa, len)) {
+            Some(host) => Ok(Some(host)),
+            None => self.check_range(gpa, len).map(|()| None),
+        }
     }
 
     /// Checks that `[gpa, gpa + len)` is covered by guest memory (possibly by adjacent regions).

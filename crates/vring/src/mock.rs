@@ -240,7 +240,7 @@ impl MockDriver {
     pub fn add_alloc_chain(&mut self, lens: &[(u32, bool)]) -> (u16, Vec<Buf>) {
         let bufs: Vec<(u64, u32, bool)> = lens.iter().map(|&(len, w)| (self.alloc(len), len, w)).collect();
         let head = self.add_desc_chain(&bufs);
-        (head, bufs.iter().map(|&(addr, len, _)| Buf { addr, len }).collect())
+        (head, bufs.iter().map(|&(addr, len, _)| Buf::new(addr, len)).collect())
     }
 
     /// Writes an indirect table of `bufs` at `table` and adds one INDIRECT descriptor for it.

@@ -124,7 +124,7 @@ impl MockPackedDriver {
     pub fn add_alloc_chain(&mut self, lens: &[(u32, bool)]) -> (u16, Vec<Buf>) {
         let bufs: Vec<(u64, u32, bool)> = lens.iter().map(|&(len, w)| (self.alloc(len), len, w)).collect();
         let id = self.add_chain(&bufs);
-        (id, bufs.iter().map(|&(addr, len, _)| Buf { addr, len }).collect())
+        (id, bufs.iter().map(|&(addr, len, _)| Buf::new(addr, len)).collect())
     }
 
     /// Writes an indirect table of `bufs` at `table` and adds one INDIRECT descriptor for it.

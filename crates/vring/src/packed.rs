@@ -213,8 +213,7 @@ impl PackedQueue {
         let size = self.size();
         // Until the buffer id is known (last descriptor), errors name the chain by its position.
         chain.head = start & !WRAP;
-        chain.readable.clear();
-        chain.writable.clear();
+        chain.start(&self.mem);
         let mut index = start;
         let mut count: u16 = 0;
         let id = loop {

@@ -60,3 +60,24 @@ fn rx_header_num_buffers_and_dirty_notes() {
     chain.note_written(queue.memory(), 500);
     assert_eq!(*log.0.lock().unwrap(), vec![(bufs[0].addr, 10), (bufs[1].addr, 490)]);
 }
+
+#[test]
+fn a_chain_used_with_another_memory_table_has_its_buffers_looked_up_there() {
+    let guest = MockGuest::new(0x40000);
+    let mut driver = MockDriver::with_layout(guest.memory(), 16, 0, 0x40000, 9);
+    let mut queue = SplitQueue::new(guest.memory().clone(), driver.state(false)).unwrap();
+    let (_, bufs) = driver.add_alloc_chain(&[(64, false)]);
+    driver.publish_avail();
+    let chain = queue.pop_chain().unwrap().unwrap();
+    let iovec_base = |mem: &vring::GuestMemory| {
+        let mut iov = Vec::new();
+        chain.iovecs(mem, false, &mut iov).unwrap();
+        assert_eq!(iov.len(), 1);
+        iov[0].iov_base as *mut u8
+    };
+    assert_eq!(iovec_base(queue.memory()), queue.memory().translate(bufs[0].addr, 64).unwrap(), "found when popped");
+    // The same guest-physical layout mapped anew (SET_MEM_TABLE after a memory update).
+    let remapped = MockGuest::new(0x40000);
+    assert_ne!(remapped.memory().id(), queue.memory().id());
+    assert_eq!(iovec_base(remapped.memory()), remapped.memory().translate(bufs[0].addr, 64).unwrap(), "looked up in the new table");
+}

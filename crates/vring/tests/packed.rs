@@ -130,8 +130,8 @@ fn indirect_chain() {
     driver.publish();
     let chain = pop(&mut queue);
     assert_eq!((chain.head, chain.slots), (id, 1));
-    assert_eq!(chain.readable, vec![Buf { addr: 0x9000, len: 10 }]);
-    assert_eq!(chain.writable, vec![Buf { addr: 0x9100, len: 20 }, Buf { addr: 0x9200, len: 30 }]);
+    assert_eq!(chain.readable, vec![Buf::new(0x9000, 10)]);
+    assert_eq!(chain.writable, vec![Buf::new(0x9100, 20), Buf::new(0x9200, 30)]);
     assert_eq!(pop(&mut queue).head, plain);
 }
 

@@ -34,7 +34,7 @@ fn single_readable_descriptor() {
     driver.publish_avail();
     let chain = pop(&mut queue);
     assert_eq!(chain.head, head);
-    assert_eq!(chain.readable, vec![Buf { addr: 0x8000, len: 100 }]);
+    assert_eq!(chain.readable, vec![Buf::new(0x8000, 100)]);
     assert!(chain.writable.is_empty());
     assert_eq!((chain.readable_len(), chain.writable_len()), (100, 0));
     assert_eq!(queue.pop_chain().unwrap(), None);
@@ -66,8 +66,8 @@ fn indirect_chain() {
     driver.publish_avail();
     let chain = pop(&mut queue);
     assert_eq!(chain.head, head);
-    assert_eq!(chain.readable, vec![Buf { addr: 0x9000, len: 10 }]);
-    assert_eq!(chain.writable, vec![Buf { addr: 0x9100, len: 20 }, Buf { addr: 0x9200, len: 30 }]);
+    assert_eq!(chain.readable, vec![Buf::new(0x9000, 10)]);
+    assert_eq!(chain.writable, vec![Buf::new(0x9100, 20), Buf::new(0x9200, 30)]);
     assert_eq!(pop(&mut queue).head, plain);
 }
 
@@ -277,7 +277,7 @@ fn zero_length_descriptors_are_dropped() {
     driver.publish_avail();
     let chain = pop(&mut queue);
     assert!(chain.readable.is_empty());
-    assert_eq!(chain.writable, vec![Buf { addr: 0x8100, len: 10 }]);
+    assert_eq!(chain.writable, vec![Buf::new(0x8100, 10)]);
 }
 
 #[test]
@@ -465,6 +465,6 @@ fn an_indirect_table_across_two_adjacent_regions_is_read_whole() {
     driver.publish_avail();
     let chain = pop(&mut queue);
     assert_eq!(chain.head, head);
-    assert_eq!(chain.readable, vec![Buf { addr: 0x9000, len: 12 }, Buf { addr: 0x9100, len: 60 }]);
-    assert_eq!(chain.writable, vec![Buf { addr: 0x9200, len: 1500 }]);
+    assert_eq!(chain.readable, vec![Buf::new(0x9000, 12), Buf::new(0x9100, 60)]);
+    assert_eq!(chain.writable, vec![Buf::new(0x9200, 1500)]);
 }
