@@ -83,7 +83,7 @@ fn arp_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use super::super::tests::{count, mac, port, BROADCAST};
+    use super::super::tests::{count, drops_spoofed, mac, port, BROADCAST};
     use super::super::{Sender, Switch, DEFAULT_AGING};
     use super::*;
     use crate::switch::Mac;
@@ -166,10 +166,6 @@ mod tests {
             assert_eq!(claim_in_pieces(&ipv4(m, Ipv4Addr::UNSPECIFIED, 6, DHCP_SERVER_PORT), piece), Claim::Unaddressed);
             assert_eq!(claim_in_pieces(&arp(m, mac(2), OWN), piece), Claim::ArpFromOtherMac(OWN));
         }
-    }
-
-    fn drops_spoofed(port: &super::super::SwitchPort) -> u64 {
-        port.counters.drop_spoofed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     #[test]

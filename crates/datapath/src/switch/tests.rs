@@ -244,7 +244,7 @@ fn a_sender_counts_its_frames_on_its_port_when_it_publishes() {
     assert_eq!(from_frames(&a), 10);
 }
 
-fn drops_spoofed(port: &SwitchPort) -> u64 {
+pub(super) fn drops_spoofed(port: &SwitchPort) -> u64 {
     port.counters.drop_spoofed.load(std::sync::atomic::Ordering::Relaxed)
 }
 
