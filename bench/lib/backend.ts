@@ -75,10 +75,11 @@ export async function startTapBackend(scope: Scope, opts: { cpu: string; tap: st
 }
 
 /** The userspace switch (every front-end on the socket is a port), DHCP off, pinned to `cpu`. */
-export async function startSwitchBackend(scope: Scope, opts: { cpu: string; queues?: number; busyPollUs?: number }): Promise<BenchBackend> {
+/** The switch (DHCP off); `extraArgs` e.g. `--port` options. */
+export async function startSwitchBackend(scope: Scope, opts: { cpu: string; queues?: number; busyPollUs?: number; extraArgs?: string[] }): Promise<BenchBackend> {
   const dir = socketDir(scope);
   const socketPath = join(dir, 'switch.sock');
   const controlPath = join(dir, 'switch.ctl');
-  const args = ['--socket-path', socketPath, '--control', controlPath, '--dhcp', 'off', ...(opts.queues ? ['--queues', String(opts.queues)] : []), ...busyPoll(opts.busyPollUs)];
+  const args = ['--socket-path', socketPath, '--control', controlPath, '--dhcp', 'off', ...(opts.queues ? ['--queues', String(opts.queues)] : []), ...busyPoll(opts.busyPollUs), ...(opts.extraArgs ?? [])];
   return wrap(await start(scope, 'bench-backend-switch', opts.cpu, args, /switch ready/), socketPath, controlPath);
 }

@@ -72,11 +72,16 @@ interface Vm2vmCase {
   busyPollUs?: number;
   /** Packed rings on the generator's ports (both subjects serve them). */
   packed?: boolean;
+  /** The generator's ports on named ports locked to its MAC and IPv4 address (port security). */
+  portSecurity?: boolean;
 }
+
+/** What testpmd's flowgen sends every frame from, on both ports (the notes below). */
+const FLOWGEN_SOURCE = { mac: '00:01:02:03:04:00', ip: '10.254.0.0' };
 
 /**
  * Cases: the two frame sizes event-driven (the targets), 64B with this back-end's optional busy
- * polling, and both sizes on packed rings.
+ * polling, both sizes on packed rings, and 64B through ports locked to a MAC and an IPv4 address.
  */
 const VM2VM_CASES: Record<string, Vm2vmCase> = {
   '64B': { frameBytes: FRAME_CASES['64B'] },
@@ -84,11 +89,16 @@ const VM2VM_CASES: Record<string, Vm2vmCase> = {
   '64B busy-poll': { frameBytes: FRAME_CASES['64B'], busyPollUs: BUSY_POLL_US },
   '64B packed': { frameBytes: FRAME_CASES['64B'], packed: true },
   '1518B packed': { frameBytes: FRAME_CASES['1518B'], packed: true },
+  '64B port security': { frameBytes: FRAME_CASES['64B'], portSecurity: true },
 };
 
-async function runOurs(scope: Scope, { frameBytes, busyPollUs, packed = false }: Vm2vmCase, opts: BenchOptions): Promise<RunOutcome> {
-  const backend = await startSwitchBackend(scope, { cpu: String(SUBJECT_CPU), busyPollUs });
-  const generator = await startGenerator(scope, [backend.socketPath, backend.socketPath], frameBytes, packed);
+async function runOurs(scope: Scope, { frameBytes, busyPollUs, packed = false, portSecurity = false }: Vm2vmCase, opts: BenchOptions): Promise<RunOutcome> {
+  // Port security: two named ports both locked to flowgen's one source, as the two ends of a
+  // migration may be (flowgen sends from one MAC and address on both ports).
+  const named: [string, string] | undefined = portSecurity ? [0, 1].map((i) => join(socketDir(scope), `port${i}.sock`)) as [string, string] : undefined;
+  const extraArgs = named?.flatMap((path, i) => ['--port', `port${i}=${path},mac=${FLOWGEN_SOURCE.mac},ip=${FLOWGEN_SOURCE.ip}`]);
+  const backend = await startSwitchBackend(scope, { cpu: String(SUBJECT_CPU), busyPollUs, extraArgs });
+  const generator = await startGenerator(scope, named ?? [backend.socketPath, backend.socketPath], frameBytes, packed);
   const figures = await measure(opts, generator, backend.process.pid);
   backend.assertHealthy();
   return backendOutcome(figures, backend, generator);
@@ -126,6 +136,7 @@ export const vm2vmRate: Scenario = {
       'Frame sizes on the wire incl. FCS: 64B = --txpkts=60, 1518B = --txpkts=1514.',
       '"packed": the generator\'s virtio-user ports on packed rings (packed_vq=1), served as such by both subjects.',
       `"busy-poll": this back-end with --busy-poll ${BUSY_POLL_US} (workers poll for ${BUSY_POLL_US} µs after the last frame, guest kicks off meanwhile); the other cases are event-driven.`,
+      `"port security": the generator's ports on two named ports, each locked to flowgen's source (--port NAME=PATH,mac=${FLOWGEN_SOURCE.mac},ip=${FLOWGEN_SOURCE.ip}), so every frame's MAC and IPv4 source are checked; the reference has no such check.`,
       'testpmd flowgen sends every frame from 00:01:02:03:04:00 to 00:01:02:03:04:01 on both ports, so to a learning switch this is one station moving between the two ports on every frame and an unknown destination flooded (the reference, io forwarding, looks at no address).',
       'Rate = the generator’s Rx-pps summed over both ports, averaged over the prints in the window.',
     ],
