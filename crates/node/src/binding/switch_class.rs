@@ -165,6 +165,16 @@ method!(remove_uplink, |env, handle, call| {
     undefined(env)
 });
 
+/// The id of one of the switch's ports, from JavaScript.
+unsafe fn existing_port_id(env: napi_env, handle: &SwitchHandle, value: napi_value) -> JsResult<u32> {
+    // SAFETY: forwarded from the caller (env and value of the running callback).
+    let id = unsafe { get_integer(env, value, "portId", u32::MAX as f64)? } as u32;
+    if !handle.switch.ports().iter().any(|p| p.id == id) {
+        return Err(coded("VU_ERR_NO_SUCH_PORT", format!("no port with id {id}")));
+    }
+    Ok(id)
+}
+
 /// A NIC's MAC from JavaScript: 6 bytes, unicast.
 unsafe fn get_mac(env: napi_env, value: napi_value) -> JsResult<[u8; 6]> {
     // SAFETY: forwarded from the caller (env and value of the running callback).
@@ -179,12 +189,8 @@ unsafe fn get_mac(env: napi_env, value: napi_value) -> JsResult<[u8; 6]> {
 // `lockMac(portId, mac)`: port security for the port: it sends only from `mac`, and no other port
 // does.
 method!(lock_mac, |env, handle, call| {
-    let id = get_integer(env, call.args[0], "portId", u32::MAX as f64)? as u32;
-    let mac = get_mac(env, call.args[1])?;
-    if !handle.switch.ports().iter().any(|p| p.id == id) {
-        return Err(coded("VU_ERR_NO_SUCH_PORT", format!("no port with id {id}")));
-    }
-    handle.switch.lock_mac(id, mac);
+    let id = existing_port_id(env, handle, call.args[0])?;
+    handle.switch.lock_mac(id, get_mac(env, call.args[1])?);
     undefined(env)
 });
 
@@ -217,12 +223,8 @@ unsafe fn get_ipv4s(env: napi_env, value: napi_value) -> JsResult<Vec<Ipv4Addr>>
 // `lockIps(portId, addresses)`: IPv4 port security for the port (4 bytes per address): it sends
 // IPv4 and ARP only from them and nothing but IPv4, ARP and RARP, and no other port claims them.
 method!(lock_ips, |env, handle, call| {
-    let id = get_integer(env, call.args[0], "portId", u32::MAX as f64)? as u32;
-    let addresses = get_ipv4s(env, call.args[1])?;
-    if !handle.switch.ports().iter().any(|p| p.id == id) {
-        return Err(coded("VU_ERR_NO_SUCH_PORT", format!("no port with id {id}")));
-    }
-    handle.switch.lock_ips(id, &addresses);
+    let id = existing_port_id(env, handle, call.args[0])?;
+    handle.switch.lock_ips(id, &get_ipv4s(env, call.args[1])?);
     undefined(env)
 });
 
