@@ -323,10 +323,14 @@ impl GuestMemory {
     /// Checks, as `check_range`, that `[gpa, gpa + len)` is guest memory; returns its host
     /// address if one region holds it all, None if it spans adjacent regions.
     pub fn locate(&self, gpa: u64, len: u64) -> Result<Option<*mut u8>, MemoryError> {
-        match self.region_of(gpa).and_then(|r| r.host_range(gpa, len)) {
-            Some(host) => Ok(Some(host)),
-            None => self.check_range(gpa, len).map(|()| None),
-        }
+        let (mut first, mut count) = (ptr::null_mut(), 0);
+        self.for_each_segment(gpa, len, |host, _| {
+            if count == 0 {
+                first = host;
+            }
+            count += 1;
+        })?;
+        Ok((count == 1).then_some(first))
     }
 
     /// Checks that `[gpa, gpa + len)` is covered by guest memory (possibly by adjacent regions).
