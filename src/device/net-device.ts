@@ -53,6 +53,10 @@ const BASE_FEATURES = [
   VirtioFeature.VIRTIO_NET_F_STATUS,
   VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC,
   VirtioFeature.VIRTIO_RING_F_EVENT_IDX,
+  // Every ring's buffers are used in the order they were made available: TX chains one by one, RX
+  // chains taken from the front and put back from the first unused one (`rewind_to`). Drivers with
+  // in-order paths (DPDK's virtio PMD) then skip their free-list bookkeeping.
+  VirtioFeature.VIRTIO_F_IN_ORDER,
   // Used only when the front-end asks for it (QEMU `packed=on`, testpmd `packed_vq=1`).
   VirtioFeature.VIRTIO_F_RING_PACKED,
   VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES,

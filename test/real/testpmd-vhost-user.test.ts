@@ -44,13 +44,17 @@ interface Variant {
   mrgRxbuf: boolean;
   /** Packed rings (virtio_user passes our RING_PACKED offer on). */
   packedVq: boolean;
+  /** virtio_user's in_order (its default): the virtio PMD's in-order paths, which take every used
+   * element to be the next descriptor made available, without looking at its id. */
+  inOrder: boolean;
 }
 
 const variants: Variant[] = [
-  { mrgRxbuf: true, packedVq: false },
-  { mrgRxbuf: false, packedVq: false },
-  { mrgRxbuf: true, packedVq: true },
-  { mrgRxbuf: false, packedVq: true },
+  { mrgRxbuf: true, packedVq: false, inOrder: true },
+  { mrgRxbuf: false, packedVq: false, inOrder: true },
+  { mrgRxbuf: true, packedVq: true, inOrder: true },
+  { mrgRxbuf: false, packedVq: true, inOrder: true },
+  { mrgRxbuf: true, packedVq: false, inOrder: false },
 ];
 
 function backendLog(backend: BackendProcess): string {
@@ -63,7 +67,7 @@ async function connectTestpmd(t: ExecutionContext, backend: BackendProcess, vari
     prefix: uniqueName('pv'),
     lcores: '0,1',
     mainLcore: 0, // forwards on CPU 1
-    vdevs: [virtioUserVdev({ path: backend.socketPath, mrgRxbuf: variant.mrgRxbuf, packedVq: variant.packedVq })],
+    vdevs: [virtioUserVdev({ path: backend.socketPath, mrgRxbuf: variant.mrgRxbuf, packedVq: variant.packedVq, inOrder: variant.inOrder })],
     fwdMode,
     ...(fwdMode === 'txonly' ? { txpkts: [64] } : {}),
     teardown: t,
@@ -80,6 +84,7 @@ function checkFeatures(t: ExecutionContext, variant: Variant, testpmd: Testpmd, 
   t.true(names.includes('VIRTIO_F_VERSION_1'), `${phase}: VERSION_1`);
   t.is(names.includes('VIRTIO_NET_F_MRG_RXBUF'), variant.mrgRxbuf, `${phase}: MRG_RXBUF`);
   t.is(names.includes('VIRTIO_F_RING_PACKED'), variant.packedVq, `${phase}: RING_PACKED`);
+  t.is(names.includes('VIRTIO_F_IN_ORDER'), variant.inOrder, `${phase}: IN_ORDER`);
   const { offered, requested, sent } = testpmd.negotiatedFeatures();
   t.not(sent, undefined, `${phase}: virtio_user logged no "set features" line`);
   t.log(`${phase}: virtio_user requested 0x${requested?.toString(16)}, device features (back-end's, filtered by virtio_user's options) 0x${offered?.toString(16)}, set 0x${sent?.toString(16)}`);
@@ -96,7 +101,7 @@ function checkFeatures(t: ExecutionContext, variant: Variant, testpmd: Testpmd, 
 }
 
 for (const variant of variants) {
-  const title = `net_virtio_user ⇄ our back-end ⇄ TAP: mrg_rxbuf=${+variant.mrgRxbuf} packed_vq=${+variant.packedVq}`;
+  const title = `net_virtio_user ⇄ our back-end ⇄ TAP: mrg_rxbuf=${+variant.mrgRxbuf} packed_vq=${+variant.packedVq} in_order=${+variant.inOrder}`;
   test.serial(title, async (t) => {
     t.timeout(60_000);
     const tap = await createTap(t);
