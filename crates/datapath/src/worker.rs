@@ -346,6 +346,11 @@ impl QueuePair {
             }
             if !self.busy_poll.is_zero() && self.progress() != before {
                 poll_until = Some(Instant::now() + self.busy_poll);
+            } else if polling {
+                // Nothing found this pass: let a thread sharing this CPU (another port's worker)
+                // run rather than spin through its time slice. Alone on the CPU, this returns at once.
+                // SAFETY: no arguments, no memory.
+                unsafe { libc::sched_yield() };
             }
         }
     }
