@@ -189,14 +189,14 @@ export interface Switch {
   reserveMac(mac: Uint8Array): void;
   releaseMac(mac: Uint8Array): void;
   /**
-   * IPv4 port security for the port (4 bytes per address, network order): it sends IPv4 and ARP
-   * only from `addresses` (or 0.0.0.0 as a DHCP client or ARP probe) and nothing but IPv4, ARP and
-   * RARP, and no other port claims them.
+   * IP port security for the port (`addresses`: IPv4 and IPv6 in text, comma-separated): it sends
+   * IPv4, IPv6 and ARP only from them (or from 0.0.0.0 or :: what a station without an address
+   * sends) and nothing but IPv4, IPv6, ARP and RARP, and no other port claims them.
    */
-  lockIps(portId: number, addresses: Uint8Array): void;
+  lockIps(portId: number, addresses: string): void;
   /** No port without a lock of its own claims `addresses` until `releaseIps` (a named port's addresses while its guest is away). */
-  reserveIps(addresses: Uint8Array): void;
-  releaseIps(addresses: Uint8Array): void;
+  reserveIps(addresses: string): void;
+  releaseIps(addresses: string): void;
   /** Sends a frame into the switch from a host port. */
   inject(portId: number, frame: Uint8Array): void;
   close(): void;

@@ -3,7 +3,7 @@
  * (--socket-path, --fd, --print-capabilities) and are part of the interface: scripts depend on them.
  */
 import { parseMac, type MacAddress } from '../device/mac.ts';
-import { parseLockedIp, type PortSecurity } from '../switch/port-security.ts';
+import { parseLockedIp, withPortSecurity, type PortSecurity } from '../switch/port-security.ts';
 import { MAX_BUSY_POLL_US, MAX_MTU, MAX_QUEUE_PAIRS, MIN_MTU } from '../device/limits.ts';
 import { defaultAllowUids } from '../backend/access.ts';
 import { lookupGroupId } from './group-id.ts';
@@ -91,8 +91,9 @@ Switch mode:
                          frames that arrive tagged are dropped)
                          (--port takes ,mac=MAC: port security; the guest on it
                          sends only from MAC, and no other port sends from MAC;
-                         and then ,ip=ADDR, repeatable: IPv4 and ARP only from
-                         ADDR, no IPv6, and no other port claims ADDR)
+                         and then ,ip=ADDR, repeatable, IPv4 or IPv6: IP, ARP and
+                         neighbour discovery only from ADDR, and no other port
+                         claims ADDR)
   --dhcp CIDR|off        the DHCP server's subnet (default ${DEFAULT_DHCP_CIDR})
   --dhcp-leases-per-port N
                          most DHCP clients one guest port may hold addresses for
@@ -155,13 +156,13 @@ function parseGroup(text: string, lookup: (name: string) => number | undefined):
 /**
  * `SPEC[,vlan=N][,mac=MAC][,ip=ADDR]…` (options in any order, each once but `ip`; `allowed` says
  * which `flag` takes): an 802.1Q access VLAN (1..4094; 0, the default, is the untagged segment)
- * and port security: a MAC the port is locked to, and IPv4 addresses (which need the MAC).
+ * and port security: a MAC the port is locked to, and IPv4/IPv6 addresses (which need the MAC).
  */
 export function splitPortOptions(text: string, flag: string, allowed: readonly ('vlan' | 'mac' | 'ip')[]): { body: string; vlan: number; security?: PortSecurity } {
   let body = text;
   let vlan: number | undefined;
   let lockedMac: MacAddress | undefined;
-  const ips: number[] = [];
+  const ips: string[] = [];
   for (let match; (match = /^(.*),(vlan|mac|ip)=([^,]*)$/.exec(body)); body = match[1]) {
     const [, , key, setting] = match;
     if (!allowed.includes(key as 'vlan' | 'mac' | 'ip')) throw new UsageError(`${flag}: ,${key}= is not an option of ${flag} (it takes ${allowed.map((a) => `,${a}=`).join(' ')})`);
@@ -178,8 +179,8 @@ export function splitPortOptions(text: string, flag: string, allowed: readonly (
       throw error instanceof UsageError ? error : new UsageError(`${flag} ${key}: ${(error as Error).message}`);
     }
   }
-  if (ips.length > 0 && !lockedMac) throw new UsageError(`${flag}: ,ip= needs ,mac= too (IPv4 port security checks ARP against the port's MAC)`);
-  return { body, vlan: vlan ?? 0, ...(lockedMac && { security: { mac: lockedMac, ips } }) };
+  if (ips.length > 0 && !lockedMac) throw new UsageError(`${flag}: ,ip= needs ,mac= too (IP port security checks ARP and neighbour discovery against the port's MAC)`);
+  return { body, vlan: vlan ?? 0, ...(lockedMac && { security: withPortSecurity(lockedMac, ips) }) };
 }
 
 function parseUidList(text: string): number[] {

@@ -8,7 +8,6 @@ import { ControlError, checkPortName, parseUplinkSpec, type ControlCommand } fro
 import { formatMacs, formatPorts, formatStats } from '../switch/control-format.ts';
 import { defaultControlPath } from '../switch/default-paths.ts';
 import { formatMac } from '../device/mac.ts';
-import { formatIpv4Address } from '../switch/packet.ts';
 import { splitPortOptions, UsageError } from './args.ts';
 
 export { defaultControlPath, defaultSocketPath } from '../switch/default-paths.ts';
@@ -23,8 +22,8 @@ Commands:
   stats                          switch-wide counters
   add-port NAME=PATH[,vlan=N][,mac=MAC[,ip=ADDR]…]
                                  add a vhost-user port listening on the socket PATH
-                                 (access VLAN N; locked to MAC and IPv4 ADDRs: port
-                                 security)
+                                 (access VLAN N; locked to MAC and IPv4/IPv6 ADDRs:
+                                 port security)
   remove-port NAME               remove a port (its guest loses its link)
   add-uplink SPEC[,vlan=N]       add an uplink: tap:NAME, stream:unix:PATH or
                                  stream:tcp:HOST:PORT
@@ -90,7 +89,7 @@ function parseCtlArgs(argv: string[]): CtlCommand | 'help' {
         const { body, vlan, security } = portOptions(rest[0], 'add-port', ['vlan', 'mac', 'ip']);
         const eq = body.indexOf('=');
         if (eq <= 0 || eq === body.length - 1) throw new CtlUsageError(`add-port: '${body}' is not NAME=PATH`);
-        const options = { ...(vlan && { vlan }), ...(security && { mac: formatMac(security.mac) }), ...(security?.ips.length && { ips: security.ips.map(formatIpv4Address) }) };
+        const options = { ...(vlan && { vlan }), ...(security && { mac: formatMac(security.mac) }), ...(security?.ips.length && { ips: security.ips }) };
         return { controlPath, json, cmd, args: { name: checkPortName(body.slice(0, eq)), path: body.slice(eq + 1), ...options } };
       }
       case 'remove-port':

@@ -92,7 +92,7 @@ const STAT_COLUMNS: Column<[string, unknown]>[] = [
   { header: 'VALUE', align: 'right', value: ([, v]) => text(v) },
 ];
 
-/** Shown after MAC only when a port is locked to IPv4 addresses (`,ip=`), which few are. */
+/** Shown after MAC only when a port is locked to IP addresses (`,ip=`), which few are. */
 const LOCKED_IPS_COLUMN: Column<PortRow> = { header: 'LOCKED-IPS', value: (p) => (p.lockedIps?.length ? p.lockedIps.join(',') : '-') };
 
 /** `ports`, and the port that `add-port` / `add-uplink` created. */

@@ -12,7 +12,7 @@
  * anything reaches the switch, so a bad request changes nothing.
  */
 import { MacError, parseMac } from '../device/mac.ts';
-import { parseLockedIp, PortSecurityError, type PortSecurity } from './port-security.ts';
+import { parseLockedIp, PortSecurityError, withPortSecurity, type PortSecurity } from './port-security.ts';
 
 /** One port of the switch, as the data path reports it. */
 export interface PortInfo {
@@ -22,7 +22,7 @@ export interface PortInfo {
   mac?: string;
   /** Port security: the port sends only from `mac`, and no other port does (`--port …,mac=`). */
   macLocked?: boolean;
-  /** IPv4 port security: the port sends IPv4 and ARP only from these, and no other port claims them (`,ip=`). */
+  /** IP port security: the port sends IPv4, IPv6, ARP and neighbour discovery only from these, and no other port claims them (`,ip=`). */
   lockedIps?: string[];
   vlan?: number;
   state: 'connected' | 'waiting' | 'broken';
@@ -51,7 +51,7 @@ export interface SwitchControl {
   ports(): PortInfo[];
   macs(): MacEntry[];
   stats(): Record<string, bigint | number>;
-  /** `vlan` 0: the untagged segment; `security`: the MAC and IPv4 addresses the port is locked to. */
+  /** `vlan` 0: the untagged segment; `security`: the MAC and IP addresses the port is locked to. */
   addPort(name: string, socketPath: string, vlan?: number, security?: PortSecurity): PortInfo;
   removePort(name: string): void;
   addUplink(spec: string, vlan?: number): PortInfo;
@@ -160,7 +160,7 @@ function vlanArg(args: Record<string, unknown>, cmd: string): { vlan?: number } 
 
 /**
  * The optional port security of add-port: a unicast MAC like 52:54:00:12:34:56 ("mac"), and with
- * it IPv4 addresses ("ips": ["10.0.0.5", …]).
+ * it IPv4 and IPv6 addresses ("ips": ["10.0.0.5", "fd00::5", …]; see `withPortSecurity`).
  */
 function securityArg(args: Record<string, unknown>, cmd: string): { security?: PortSecurity } {
   if (args.mac === undefined) {
@@ -168,11 +168,12 @@ function securityArg(args: Record<string, unknown>, cmd: string): { security?: P
     return {};
   }
   const ips = args.ips ?? [];
-  if (!Array.isArray(ips) || ips.some((ip) => typeof ip !== 'string')) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument 'ips' must be an array of IPv4 addresses`);
+  if (!Array.isArray(ips) || ips.some((ip) => typeof ip !== 'string')) throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument 'ips' must be an array of IP addresses`);
   try {
-    const security = { mac: parseMac(stringArg(args, 'mac', cmd)), ips: (ips as string[]).map(parseLockedIp) };
-    if (new Set(security.ips).size !== security.ips.length) throw new PortSecurityError('an address is listed twice');
-    return { security };
+    const mac = parseMac(stringArg(args, 'mac', cmd));
+    const parsed = (ips as string[]).map(parseLockedIp);
+    if (new Set(parsed).size !== parsed.length) throw new PortSecurityError('an address is listed twice');
+    return { security: withPortSecurity(mac, parsed) };
   } catch (error) {
     if (error instanceof ControlError) throw error;
     throw new ControlError('VU_ERR_BAD_ARGS', `${cmd}: argument '${error instanceof MacError ? 'mac' : 'ips'}': ${(error as Error).message}`);

@@ -12,7 +12,7 @@ import type { AttachedDevice } from '../backend/server.ts';
 import type { Logger } from '../log.ts';
 import { DhcpServer } from './dhcp-server.ts';
 import { ControlError, type MacEntry, type PortInfo } from './control-protocol.ts';
-import { ipv4Bytes, type PortSecurity } from './port-security.ts';
+import { ipv4Addresses, type PortSecurity } from './port-security.ts';
 
 /** MAC entries live this long without traffic (IEEE 802.1D's default). */
 export const MAC_AGING_SECONDS = 300;
@@ -68,7 +68,7 @@ export class Segment {
 
   /**
    * A new guest port for one vhost-user connection; detaching removes the port. With `security`
-   * the port sends only from its MAC (and IPv4 addresses), and no other port does; the device
+   * the port sends only from its MAC (and IP addresses), and no other port does; the device
    * offers that MAC as its own.
    */
   attachGuest(name: string, vlan = 0, security?: PortSecurity): AttachedDevice {
@@ -82,7 +82,7 @@ export class Segment {
     nativeDevice.setBusyPoll(this.busyPollUs);
     const portId = nativeDevice.portId!;
     if (security) this.switch.lockMac(portId, security.mac);
-    if (security?.ips.length) this.switch.lockIps(portId, ipv4Bytes(security.ips));
+    if (security?.ips.length) this.switch.lockIps(portId, security.ips.join(','));
     this.guests.set(portId, { name, mac: formatMac(mac), device: nativeDevice });
     return {
       name,
@@ -97,18 +97,20 @@ export class Segment {
 
   /**
    * Holds a named port's addresses for as long as the port exists (`held`), its guest connected or
-   * not: nobody else sends from its MAC or claims its IPv4 addresses, and the DHCP server gives its
-   * guest the first of those in the DHCP subnet, which nobody else gets. `held` false ends that.
+   * not: nobody else sends from its MAC or claims its IP addresses, and the DHCP server gives its
+   * guest the first of its IPv4 addresses in the DHCP subnet, which nobody else gets. `held` false
+   * ends that.
    */
   holdAddresses(port: string, { mac, ips }: PortSecurity, held: boolean): void {
     if (held) this.switch.reserveMac(mac);
     else this.switch.releaseMac(mac);
     if (ips.length === 0) return;
-    if (held) this.switch.reserveIps(ipv4Bytes(ips));
-    else this.switch.releaseIps(ipv4Bytes(ips));
-    const address = this.dhcp?.lockPort(port, held ? ips : []);
-    if (this.dhcp && held && address === undefined) {
-      this.log.warn('none of the port\'s locked addresses is a DHCP host address: its guest gets no address from DHCP; configure it statically', { port, subnet: this.dhcp.subnet });
+    if (held) this.switch.reserveIps(ips.join(','));
+    else this.switch.releaseIps(ips.join(','));
+    const ipv4 = ipv4Addresses(ips);
+    const address = this.dhcp?.lockPort(port, held ? ipv4 : []);
+    if (this.dhcp && held && ipv4.length > 0 && address === undefined) {
+      this.log.warn('none of the port\'s locked IPv4 addresses is a DHCP host address: its guest gets no address from DHCP; configure it statically', { port, subnet: this.dhcp.subnet });
     }
   }
 

@@ -9,7 +9,6 @@ import { formatMac } from '../device/mac.ts';
 import type { Logger } from '../log.ts';
 import { ControlServer } from './control-server.ts';
 import { ControlError, type PortInfo, type SwitchControl } from './control-protocol.ts';
-import { formatIpv4Address } from './packet.ts';
 import { describeSecurity, type PortSecurity } from './port-security.ts';
 import { Segment } from './segment.ts';
 
@@ -65,7 +64,7 @@ export class SwitchMode implements SwitchControl {
   /** A named port with no guest connected. */
   private waitingPort(name: string): PortInfo {
     const security = this.named.get(name)?.security;
-    const locks = security && { mac: formatMac(security.mac), macLocked: true, ...(security.ips.length > 0 && { lockedIps: security.ips.map(formatIpv4Address) }) };
+    const locks = security && { mac: formatMac(security.mac), macLocked: true, ...(security.ips.length > 0 && { lockedIps: [...security.ips] }) };
     return { id: 0, name, kind: 'vhost-user', ...locks, state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };
   }
 

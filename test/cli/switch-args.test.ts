@@ -36,7 +36,14 @@ test('a named port locked to a MAC (port security), options in either order', (t
 
 test('a named port locked to IPv4 addresses too, in the order given', (t) => {
   const o = parse('--port', 'web=/tmp/web.sock,ip=10.0.0.5,mac=52:54:00:12:34:56,ip=192.168.1.5');
-  t.deepEqual(o.ports[0].security?.ips, [0x0a000005, 0xc0a80105]);
+  t.deepEqual(o.ports[0].security?.ips, ['10.0.0.5', '192.168.1.5']);
+});
+
+test('IPv6 addresses are locked in canonical form, with the link-local address derived from the MAC', (t) => {
+  const o = parse('--port', 'web=/tmp/web.sock,mac=52:54:00:12:34:56,ip=FD00:0:0::0005,ip=10.0.0.5');
+  t.deepEqual(o.ports[0].security?.ips, ['fd00::5', '10.0.0.5', 'fe80::5054:ff:fe12:3456']);
+  const listed = parse('--port', 'web=/tmp/web.sock,mac=52:54:00:12:34:56,ip=fe80::5054:ff:fe12:3456,ip=fd00::5');
+  t.deepEqual(listed.ports[0].security?.ips, ['fe80::5054:ff:fe12:3456', 'fd00::5'], 'listed already: not added twice');
 });
 
 for (const [argv, message] of [
@@ -45,7 +52,13 @@ for (const [argv, message] of [
   [['--port', 'a=/x,vlan=10,vlan=20'], /,vlan= is given twice/],
   [['--port', 'a=/x,ip=10.0.0.5'], /,ip= needs ,mac= too/],
   [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=10.0.0.5,ip=10.0.0.5'], /,ip=10.0.0.5 is given twice/],
-  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=10.0.0'], /--port ip: '10.0.0' is not an IPv4 address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=10.0.0'], /--port ip: '10.0.0' is not an IPv4 or IPv6 address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=fd00::5::1'], /--port ip: 'fd00::5::1' is not an IPv4 or IPv6 address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=fe80::1%eth0'], /--port ip: 'fe80::1%eth0' is not an IPv4 or IPv6 address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=ff02::1'], /--port ip: ff02::1 is not a host's address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=::'], /--port ip: :: is not a host's address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=::ffff:10.0.0.5'], /--port ip: ::ffff:10.0.0.5 is not a host's address/],
+  [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=fd00::5,ip=fd00:0::5'], /,ip=fd00::5 is given twice/],
   [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=224.0.0.1'], /--port ip: 224.0.0.1 is not a host's address/],
   [['--port', 'a=/x,mac=52:54:00:12:34:56,ip=0.0.0.0'], /--port ip: 0.0.0.0 is not a host's address/],
   [['--uplink', 'tap:u,ip=10.0.0.5'], /,ip= is not an option of --uplink/],

@@ -3,15 +3,16 @@
  * locked to a MAC (`--port NAME=PATH,mac=MAC`). Another guest that sends from that MAC neither
  * reaches anyone nor takes the locked guest's traffic; the locked guest cannot send from any
  * other MAC. Both are counted as `spoofed` drops on the sender's port. While the locked guest is
- * away its MAC stays reserved; removing the port frees it. A port also locked to IPv4 addresses
- * (`,ip=ADDR`) sends IPv4 and ARP only from them and no IPv6, and nobody else claims them in ARP.
+ * away its MAC stays reserved; removing the port frees it. A port also locked to IP addresses
+ * (`,ip=ADDR`) sends IPv4, IPv6 and ARP only from them, and nobody else claims them in ARP, IPv4,
+ * IPv6 or a neighbour advertisement.
  */
 import test from 'ava';
 import { join } from 'node:path';
 import { startInProcessSwitch, waitUntil } from '../helpers/switch-harness.ts';
 import { connectStation } from '../helpers/station.ts';
-import { arpRequest, icmpEchoRequest, type Mac } from '../helpers/frames.ts';
-import { parseIpv4Address } from '../../src/switch/packet.ts';
+import { arpRequest, icmpEchoRequest, ipv6Frame, neighbourAdvertisement, type Mac } from '../helpers/frames.ts';
+import { withPortSecurity } from '../../src/switch/port-security.ts';
 
 const MAC_LOCKED: Mac = Uint8Array.of(0x52, 0x54, 0, 0, 0x50, 0x01);
 const MAC_PEER: Mac = Uint8Array.of(0x52, 0x54, 0, 0, 0x50, 0x02);
@@ -68,27 +69,45 @@ test("while the locked port's guest is away nobody takes its MAC; removing the p
   t.is((await peer.receive(FRAMES)).length, FRAMES, 'the port is gone, and its MAC is free');
 });
 
-test('a port locked to IPv4 addresses sends IPv4 and ARP only from them, and nobody else claims them in ARP', async (t) => {
+test('a port locked to IP addresses sends IPv4, IPv6 and ARP only from them, and nobody else claims them', async (t) => {
   const r = await startInProcessSwitch(t);
   const lockedPath = join(r.socketPath, '..', 'locked.sock');
-  r.switchMode.addPort('locked', lockedPath, 0, { mac: MAC_LOCKED, ips: [parseIpv4Address('10.0.5.1')!] });
+  r.switchMode.addPort('locked', lockedPath, 0, withPortSecurity(MAC_LOCKED, ['10.0.5.1', 'fd00:5::1']));
   const locked = await connectStation(t, 'locked', lockedPath, MAC_LOCKED, 4 * FRAMES);
   const peer = await connectStation(t, 'peer', r.socketPath, MAC_PEER, 4 * FRAMES);
   const spoofer = await connectStation(t, 'spoofer', r.socketPath, MAC_OTHER, 4 * FRAMES);
   const drops = (port: string) => r.switchMode.ports().find((p) => p.name === port)?.drops.spoofed ?? 0n;
   const crossed = () => peer.takeFrames().map((f) => f.slice(0, 60).toString());
-  const ipv6 = Uint8Array.from([...MAC_PEER, ...MAC_LOCKED, 0x86, 0xdd, 0x60, ...new Array(53).fill(0)]);
+  const udp6 = (mac: Mac, source: string) => ipv6Frame(mac, MAC_PEER, source, 'fd00:5::2', 17, new Uint8Array(8));
 
-  const allowed = [arpRequest(MAC_LOCKED, '10.0.5.1', '10.0.5.2'), arpRequest(MAC_LOCKED, '0.0.0.0', '10.0.5.1'), icmpEchoRequest(MAC_LOCKED, MAC_PEER, '10.0.5.1', '10.0.5.2', 1, 1)];
-  await locked.sendFrames([...allowed, arpRequest(MAC_LOCKED, '10.0.5.3', '10.0.5.2'), icmpEchoRequest(MAC_LOCKED, MAC_PEER, '10.0.5.3', '10.0.5.2', 1, 2), ipv6]);
-  t.deepEqual(crossed(), allowed.map((f) => f.slice(0, 60).toString()), 'its own address and an ARP probe cross; another address and IPv6 do not');
-  t.is(drops('locked'), 3n);
+  const allowed = [
+    arpRequest(MAC_LOCKED, '10.0.5.1', '10.0.5.2'),
+    arpRequest(MAC_LOCKED, '0.0.0.0', '10.0.5.1'),
+    icmpEchoRequest(MAC_LOCKED, MAC_PEER, '10.0.5.1', '10.0.5.2', 1, 1),
+    udp6(MAC_LOCKED, 'fd00:5::1'),
+    neighbourAdvertisement(MAC_LOCKED, 'fe80::5054:ff:fe00:5001', 'fd00:5::1'),
+  ];
+  const refused = [
+    arpRequest(MAC_LOCKED, '10.0.5.3', '10.0.5.2'),
+    icmpEchoRequest(MAC_LOCKED, MAC_PEER, '10.0.5.3', '10.0.5.2', 1, 2),
+    udp6(MAC_LOCKED, 'fd00:5::3'),
+    neighbourAdvertisement(MAC_LOCKED, 'fd00:5::1', 'fd00:5::3'),
+  ];
+  await locked.sendFrames([...allowed, ...refused]);
+  t.deepEqual(crossed(), allowed.map((f) => f.slice(0, 60).toString()), 'its own addresses (its link-local one included) and an ARP probe cross; other addresses do not');
+  t.is(drops('locked'), BigInt(refused.length));
   spoofer.takeFrames(); // the broadcasts above
 
   const spooferOwn = arpRequest(MAC_OTHER, '10.0.5.3', '10.0.5.2');
-  await spoofer.sendFrames([arpRequest(MAC_OTHER, '10.0.5.1', '10.0.5.2'), icmpEchoRequest(MAC_OTHER, MAC_PEER, '10.0.5.1', '10.0.5.2', 2, 1), spooferOwn]);
-  t.deepEqual(crossed(), [spooferOwn.slice(0, 60).toString()], "another guest's ARP and IPv4 from the locked address go nowhere");
-  t.is(drops('guest2'), 2n);
+  const claims = [
+    arpRequest(MAC_OTHER, '10.0.5.1', '10.0.5.2'),
+    icmpEchoRequest(MAC_OTHER, MAC_PEER, '10.0.5.1', '10.0.5.2', 2, 1),
+    udp6(MAC_OTHER, 'fd00:5::1'),
+    neighbourAdvertisement(MAC_OTHER, 'fd00:5::3', 'fd00:5::1'),
+  ];
+  await spoofer.sendFrames([...claims, spooferOwn]);
+  t.deepEqual(crossed(), [spooferOwn.slice(0, 60).toString()], "another guest's ARP, IPv4, IPv6 and neighbour advertisements claiming a locked address go nowhere");
+  t.is(drops('guest2'), BigInt(claims.length));
 
-  t.like(r.switchMode.ports().find((p) => p.name === 'locked'), { mac: '52:54:00:00:50:01', macLocked: true, lockedIps: ['10.0.5.1'] });
+  t.like(r.switchMode.ports().find((p) => p.name === 'locked'), { mac: '52:54:00:00:50:01', macLocked: true, lockedIps: ['10.0.5.1', 'fd00:5::1', 'fe80::5054:ff:fe00:5001'] });
 });

@@ -80,3 +80,45 @@ export function icmpEchoReply(frame: Uint8Array): { id: number; seq: number; pay
   const total = v.getUint16(16);
   return { id: v.getUint16(icmp + 4), seq: v.getUint16(icmp + 6), payload: frame.slice(icmp + 8, 14 + total) };
 }
+
+export const ETH_P_IPV6 = 0x86dd;
+/** All-nodes multicast, ff02::1, and its Ethernet address (RFC 2464 §7). */
+const ALL_NODES = 'ff02::1';
+const ALL_NODES_MAC: Mac = Uint8Array.of(0x33, 0x33, 0, 0, 0, 1);
+
+/** IPv6 text (hexadecimal groups, at most one `::`) to its 16 bytes. */
+export function parseIp6(ip: string): Uint8Array {
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  const groups = (text: string | undefined) => (text ? text.split(':').map((g) => parseInt(g, 16)) : []);
+  const high = groups(head);
+  const low = groups(tail);
+  const all = tail === undefined ? high : [...high, ...new Array(8 - high.length - low.length).fill(0), ...low];
+  const bytes = new Uint8Array(16);
+  all.forEach((group, i) => new DataView(bytes.buffer).setUint16(i * 2, group));
+  return bytes;
+}
+
+/** An IPv6 packet (hop limit 255, no extension headers; checksums left 0: the switch reads no checksum). */
+export function ipv6Frame(srcMac: Mac, dstMac: Mac, srcIp: string, dstIp: string, nextHeader: number, payload: Uint8Array): Uint8Array {
+  const ip = new Uint8Array(40 + payload.length);
+  ip[0] = 0x60;
+  new DataView(ip.buffer).setUint16(4, payload.length);
+  ip[6] = nextHeader;
+  ip[7] = 255;
+  ip.set(parseIp6(srcIp), 8);
+  ip.set(parseIp6(dstIp), 24);
+  ip.set(payload, 40);
+  return ethernet(dstMac, srcMac, ETH_P_IPV6, ip);
+}
+
+/** An unsolicited neighbour advertisement (RFC 4861 §4.4) for `target`, to all nodes, with `srcMac` as its target link-layer address. */
+export function neighbourAdvertisement(srcMac: Mac, srcIp: string, target: string): Uint8Array {
+  const icmp = new Uint8Array(32);
+  icmp[0] = 136;
+  icmp[4] = 0x20; // override
+  icmp.set(parseIp6(target), 8);
+  icmp[24] = 2; // target link-layer address option, 8 bytes
+  icmp[25] = 1;
+  icmp.set(srcMac, 26);
+  return ipv6Frame(srcMac, ALL_NODES_MAC, srcIp, ALL_NODES, 58, icmp);
+}

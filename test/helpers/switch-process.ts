@@ -23,6 +23,8 @@ export interface CtlPort {
   mac?: string;
   /** Port security: the port is locked to `mac` (`--port …,mac=`). */
   macLocked?: boolean;
+  /** Port security: the IP addresses it is locked to (`--port …,ip=`). */
+  lockedIps?: string[];
   state: string;
   rxFrames: string;
   txFrames: string;

@@ -3,8 +3,8 @@
  * built-in DHCP server, ping each other and run iperf3 between them; one powers off and comes
  * back (same MAC, same address) while the other keeps its link; `ctl` sees the ports and MACs.
  * A guest on a port locked to its MAC keeps its traffic when another guest takes its MAC; one
- * locked to its MAC and IPv4 address gets that address from DHCP and keeps its traffic when
- * another guest claims the address in ARP.
+ * locked to its MAC, an IPv4 and an IPv6 address gets the IPv4 address from DHCP and keeps its
+ * traffic when another guest claims either address (ARP, IPv4, IPv6 neighbour discovery).
  */
 import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { guestMac, parseIperf3Json } from '../helpers/guest.ts';
 import { addressOf, bootOnSwitch, ctl, ctlPorts, ping, startSwitch } from '../helpers/switch-process.ts';
 import { STOPPED_OR_PANICKED } from '../helpers/backend-process.ts';
+import { eui64LinkLocal } from '../../src/switch/port-security.ts';
+import { parseMac } from '../../src/device/mac.ts';
 
 const mbps = (bps: number) => `${(bps / 1e6).toFixed(1)} Mbit/s`;
 
@@ -98,14 +100,15 @@ test.serial('a port locked to its guest\'s MAC (--port …,mac=): another guest 
   t.notRegex(readFileSync(sw.process.logPath, 'utf8'), STOPPED_OR_PANICKED);
 });
 
-test.serial('a port locked to its guest\'s MAC and IPv4 address (--port …,mac=,ip=): DHCP gives the guest that address; another guest that claims it in ARP reaches nobody with it, and the locked guest keeps its traffic', async (t) => {
+test.serial('a port locked to its guest\'s MAC, IPv4 and IPv6 addresses (--port …,mac=,ip=,ip=): DHCP gives the guest its IPv4 address; another guest that claims either reaches nobody with it, and the locked guest keeps its traffic', async (t) => {
   const macA = guestMac();
   const macB = guestMac();
   const lockedIp = '10.79.0.77';
+  const lockedIp6 = 'fd79::77';
   const dir = mkdtempSync(join(tmpdir(), 'vu-locked-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const lockedSocket = join(dir, 'locked.sock');
-  const sw = await startSwitch(t, ['--port', `locked=${lockedSocket},mac=${macA},ip=${lockedIp}`]);
+  const sw = await startSwitch(t, ['--port', `locked=${lockedSocket},mac=${macA},ip=${lockedIp},ip=${lockedIp6}`]);
   const [a, b] = await Promise.all([bootOnSwitch(t, sw, 'switch-iplock-a', macA, lockedSocket), bootOnSwitch(t, sw, 'switch-iplock-b', macB)]);
   t.is(await addressOf(a), lockedIp, 'the DHCP server gives the locked guest its locked address');
   const ipB = await addressOf(b);
@@ -128,6 +131,28 @@ test.serial('a port locked to its guest\'s MAC and IPv4 address (--port …,mac=
   const portA = (await ctlPorts(sw)).find((p) => p.name === 'locked')!;
   t.true(Number(portA.drops.spoofed ?? 0) > 0, JSON.stringify(portA));
   t.log(`B's claims dropped: ${dropped}; A's port: ${JSON.stringify(portA.drops)}`);
+
+  // IPv6: A uses its locked address (and its link-local one, derived from its MAC), B its own;
+  // both pass duplicate address detection (probes from ::) first.
+  const untilNotTentative = 'i=0; while ip -6 addr show dev eth0 | grep -q tentative && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; ip -6 addr show dev eth0';
+  const addressesOfA = await a.mustRun(`ip -6 addr add ${lockedIp6}/64 dev eth0 && ${untilNotTentative}`, 30_000);
+  t.notRegex(addressesOfA, /tentative|dadfailed/, addressesOfA);
+  await b.mustRun(`ip -6 addr add fd79::2/64 dev eth0 && ${untilNotTentative}`, 30_000);
+  const before6 = await b.run(`ping -6 -c 3 -w 10 ${lockedIp6}`, 30_000);
+  t.regex(before6.output, / 3 packets received/, `B reaches A over IPv6 (neighbour discovery through the lock): ${before6.output}`);
+  // B claims A's IPv6 address: neighbour solicitations and pings from it.
+  const drops6Before = await spoofedBefore();
+  // (B skips duplicate address detection, which would find A there and keep B off the address.)
+  await b.run(`echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad; ip -6 addr add ${lockedIp6}/128 dev eth0 && ping -6 -c 2 -w 3 -I ${lockedIp6} fd79::99; ip -6 addr del ${lockedIp6}/128 dev eth0`, 30_000);
+  const dropped6 = (await spoofedBefore()) - drops6Before;
+  t.true(dropped6 >= 1, `B's IPv6 claims were dropped on its port (${dropped6})`);
+  const neighbourOfA = await b.mustRun(`ping -6 -c 2 -w 5 ${lockedIp6} >/dev/null; ip -6 neigh show ${lockedIp6}`);
+  t.regex(neighbourOfA, new RegExp(macA), "B still reaches A's IPv6 address at A's MAC");
+  await a.mustRun(`echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad; ip -6 addr add fd79::78/64 dev eth0`);
+  const fromOther6 = await a.run('ping -6 -c 2 -w 3 -I fd79::78 fd79::2', 30_000);
+  t.regex(fromOther6.output, / 0 packets received/, 'A, sending from an IPv6 address it is not locked to, reaches nobody');
+  t.log(`B's IPv6 claims dropped: ${dropped6}; ctl ports shows A's locked addresses as ${portA.lockedIps?.join(',')}`);
+  t.deepEqual(portA.lockedIps, [lockedIp, lockedIp6, eui64LinkLocal(parseMac(macA))]);
   await Promise.all([a.shutdown(), b.shutdown()]);
   t.notRegex(readFileSync(sw.process.logPath, 'utf8'), STOPPED_OR_PANICKED);
 });

@@ -13,7 +13,6 @@ import { parseUplinkSpec, type MacEntry, type PortInfo, type SwitchControl } fro
 import { ctlMain, defaultControlPath, defaultSocketPath } from '../../src/cli/ctl.ts';
 import { formatPorts } from '../../src/switch/control-format.ts';
 import { formatMac } from '../../src/device/mac.ts';
-import { formatIpv4Address } from '../../src/switch/packet.ts';
 import type { PortSecurity } from '../../src/switch/port-security.ts';
 
 class SwitchError extends Error {
@@ -47,7 +46,7 @@ class FakeSwitch implements SwitchControl {
     return { flooded: 7n, learned: 2, 'dhcp.ack': 1 };
   }
   addPort(name: string, socketPath: string, vlan?: number, security?: PortSecurity): PortInfo {
-    const ips = security?.ips.length ? ` ips=${security.ips.map(formatIpv4Address).join(',')}` : '';
+    const ips = security?.ips.length ? ` ips=${security.ips.join(',')}` : '';
     this.calls.push(`addPort ${name} ${socketPath}${vlan ? ` vlan=${vlan}` : ''}${security ? ` mac=${formatMac(security.mac)}${ips}` : ''}`);
     if (this.portList.some((p) => p.name === name)) throw new SwitchError('VU_ERR_PORT_EXISTS', `a port named ${name} exists`);
     const port: PortInfo = { id: this.nextId++, name, kind: 'vhost-user', state: 'waiting', rxFrames: 0n, txFrames: 0n, rxBytes: 0n, txBytes: 0n, drops: {} };

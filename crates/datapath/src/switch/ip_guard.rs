@@ -1,37 +1,65 @@
-//! IPv4 port security (`--port NAME=PATH,mac=MAC,ip=ADDR…`): which IPv4 address a frame claims
-//! as its sender's, checked against `AddressLocks<Ipv4Addr>` as a frame's source MAC is against
-//! the MAC locks. ARP is what matters most: a reply claiming another guest's address is how a
-//! station takes that guest's traffic (ARP spoofing).
+//! IP port security (`--port NAME=PATH,mac=MAC,ip=ADDR…`, IPv4 and IPv6 addresses): which
+//! addresses a frame claims as its sender's, checked against `AddressLocks<IpAddr>` as a frame's
+//! source MAC is against the MAC locks. ARP and IPv6 neighbour advertisements are what matter most:
+//! one claiming another guest's address is how a station takes that guest's traffic.
 //!
-//! A port locked to IPv4 addresses sends:
+//! A port locked to IP addresses sends:
 //! - IPv4 from one of them, or from 0.0.0.0 to UDP port 67 (a DHCP client without an address);
 //! - ARP (Ethernet/IPv4) for one of them, or for 0.0.0.0 (a probe), with its own frame's source
 //!   MAC as the sender hardware address;
-//! - RARP (a migrated guest's announcement, which claims no IPv4 address);
-//! - nothing else: no IPv6 (IPv6 port security is not built, so a locked port sends none) and
-//!   no VLAN-tagged frame (whose inner packet would go unchecked).
+//! - IPv6 from one of them, and from :: only ICMPv6 (duplicate address detection, router
+//!   solicitations, MLD reports: what a station sends before it has an address); a neighbour
+//!   solicitation or advertisement only with its own MAC in its link-layer address options, and
+//!   an advertisement only for one of its addresses;
+//! - RARP (a migrated guest's announcement, which claims no address);
+//! - nothing else (no VLAN-tagged frame, whose inner packet would go unchecked).
 //!
-//! Any other port may send anything but IPv4 or ARP from an address locked to a port or reserved.
+//! Any other port may send anything but IPv4, IPv6 or ARP from an address locked to a port or
+//! reserved, or a neighbour advertisement for one.
+//!
+//! Addresses are claimed, not roles: a locked guest may still answer DHCP or send IPv6 router
+//! advertisements, as any guest may.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::frame::{EthernetHeader, Frame, ETH_HLEN, ETH_P_ARP, ETH_P_IP};
+use super::frame::{EthernetHeader, Frame, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
 use super::uplink::DHCP_SERVER_PORT;
 use crate::rarp::ETH_P_RARP;
 
-/// The sender a frame claims to be, as far as IPv4 port security is concerned.
+/// IPv6 next-header values walked past to find ICMPv6 (RFC 8200 §4): hop-by-hop options, routing,
+/// destination options; then ICMPv6 itself.
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_DESTINATION_OPTIONS: u8 = 60;
+const IPPROTO_ICMPV6: u8 = 58;
+const IPV6_HLEN: usize = 40;
+
+/// ICMPv6 types (RFC 4861, RFC 2710, RFC 3810).
+const ICMPV6_MLD_QUERY: u8 = 130;
+const ICMPV6_MLD_REPORT: u8 = 131;
+const ICMPV6_MLD_DONE: u8 = 132;
+const ICMPV6_ROUTER_SOLICITATION: u8 = 133;
+const ICMPV6_NEIGHBOUR_SOLICITATION: u8 = 135;
+const ICMPV6_NEIGHBOUR_ADVERTISEMENT: u8 = 136;
+const ICMPV6_MLD2_REPORT: u8 = 143;
+/// NDP options carrying a link-layer address (RFC 4861 §4.6.1): source, target.
+const NDP_SOURCE_LINK_LAYER: u8 = 1;
+const NDP_TARGET_LINK_LAYER: u8 = 2;
+
+/// The sender a frame claims to be, as far as IP port security is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// An IPv4 packet from, or an ARP packet for, this address.
-    From(Ipv4Addr),
+    /// Sent from `source` (an IPv4 or IPv6 packet's source, an ARP packet's sender), and for an
+    /// IPv6 neighbour advertisement also claiming `advertised`. `other_mac`: a link-layer address
+    /// in the packet (ARP's sender hardware address, an NDP link-layer address option) is not the
+    /// frame's source MAC; a locked port may not send that, and from any other port the addresses
+    /// are still claimed.
+    Addresses { source: IpAddr, advertised: Option<IpAddr>, other_mac: bool },
     /// What a station without an address sends: an ARP probe, a DHCP client's packet from
-    /// 0.0.0.0, a RARP announcement.
+    /// 0.0.0.0, ICMPv6 from ::, a RARP announcement.
     Unaddressed,
-    /// An ARP packet for this address whose sender hardware address is not the frame's source
-    /// MAC: a locked port may not send one, and from any other port it still claims the address.
-    ArpFromOtherMac(Ipv4Addr),
-    /// Anything else: other EtherTypes (IPv6, VLAN tags), malformed IPv4 or ARP, IPv4 from
-    /// 0.0.0.0 to anything but a DHCP server.
+    /// Anything else: other EtherTypes (VLAN tags), malformed IPv4, IPv6 or ARP, IPv4 from 0.0.0.0
+    /// to anything but a DHCP server, IPv6 from :: that is not ICMPv6.
     Other,
 }
 
@@ -41,9 +69,14 @@ impl Claim {
         match eth.ether_type {
             ETH_P_IP => ipv4_claim(frame),
             ETH_P_ARP => arp_claim(eth, frame),
+            ETH_P_IPV6 => ipv6_claim(eth, frame),
             ETH_P_RARP => Claim::Unaddressed,
             _ => Claim::Other,
         }
+    }
+
+    fn from(source: impl Into<IpAddr>) -> Claim {
+        Claim::Addresses { source: source.into(), advertised: None, other_mac: false }
     }
 }
 
@@ -56,7 +89,7 @@ fn ipv4_claim(frame: &Frame) -> Claim {
         return Claim::Other;
     }
     match Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]) {
-        source if !source.is_unspecified() => Claim::From(source),
+        source if !source.is_unspecified() => Claim::from(source),
         _ if frame.ipv4_udp_destination_port() == Some(DHCP_SERVER_PORT) => Claim::Unaddressed,
         _ => Claim::Other,
     }
@@ -73,15 +106,109 @@ fn arp_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         return Claim::Other;
     }
     match Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]) {
-        sender if arp[8..14] != eth.src => Claim::ArpFromOtherMac(sender),
+        sender if arp[8..14] != eth.src => Claim::Addresses { source: sender.into(), advertised: None, other_mac: true },
         sender if sender.is_unspecified() => Claim::Unaddressed,
-        sender => Claim::From(sender),
+        sender => Claim::from(sender),
     }
+}
+
+/// IPv6 (RFC 8200): the source, and for neighbour discovery (RFC 4861) the advertised target and
+/// the link-layer address options.
+fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
+    let Some(header) = frame.prefix::<{ ETH_HLEN + IPV6_HLEN }>() else {
+        return Claim::Other;
+    };
+    let ip = &header[ETH_HLEN..];
+    if ip[0] >> 4 != 6 {
+        return Claim::Other;
+    }
+    let source = Ipv6Addr::from(address_bytes(&ip[8..24]));
+    let icmp = icmpv6_offset(frame, ip[6]);
+    let icmp_type = icmp.and_then(|at| read::<1>(frame, at)).map(|[t]| t);
+    if source.is_unspecified() {
+        return match icmp_type {
+            Some(
+                ICMPV6_NEIGHBOUR_SOLICITATION
+                | ICMPV6_ROUTER_SOLICITATION
+                | ICMPV6_MLD_QUERY
+                | ICMPV6_MLD_REPORT
+                | ICMPV6_MLD_DONE
+                | ICMPV6_MLD2_REPORT,
+            ) => Claim::Unaddressed,
+            _ => Claim::Other,
+        };
+    }
+    let (Some(at), Some(ICMPV6_NEIGHBOUR_SOLICITATION | ICMPV6_NEIGHBOUR_ADVERTISEMENT)) = (icmp, icmp_type) else {
+        return Claim::from(source);
+    };
+    // type, code, checksum, reserved/flags (8 bytes), target (16), options.
+    let Some(target) = read::<16>(frame, at + 8) else {
+        return Claim::Other;
+    };
+    Claim::Addresses {
+        source: source.into(),
+        advertised: (icmp_type == Some(ICMPV6_NEIGHBOUR_ADVERTISEMENT)).then(|| Ipv6Addr::from(target).into()),
+        other_mac: !link_layer_options_name(frame, at + 24, eth.src),
+    }
+}
+
+/// Where the ICMPv6 header starts, past the extension headers that may precede it (each a
+/// multiple of 8 bytes long, so the walk ends within the frame); None if the packet is not ICMPv6
+/// (or is a fragment, whose later part cannot be seen here; receivers drop fragmented neighbour
+/// discovery, RFC 6980).
+fn icmpv6_offset(frame: &Frame, next_header: u8) -> Option<usize> {
+    let mut next = next_header;
+    let mut at = ETH_HLEN + IPV6_HLEN;
+    loop {
+        match next {
+            IPPROTO_ICMPV6 => return Some(at),
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DESTINATION_OPTIONS => {
+                let [following, length] = read::<2>(frame, at)?;
+                next = following;
+                at += (usize::from(length) + 1) * 8;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Whether every link-layer address option from `at` to the frame's end is `mac` (RFC 4861 §4.6:
+/// options of 8-byte units; one of length 0, or cut short, makes the packet invalid, and it counts
+/// as naming another MAC).
+fn link_layer_options_name(frame: &Frame, mut at: usize, mac: [u8; 6]) -> bool {
+    while at < frame.len() {
+        let Some([kind, length]) = read::<2>(frame, at) else {
+            return false;
+        };
+        if length == 0 {
+            return false;
+        }
+        if kind == NDP_SOURCE_LINK_LAYER || kind == NDP_TARGET_LINK_LAYER {
+            match read::<8>(frame, at) {
+                Some(option) if length == 1 && option[2..] == mac => {}
+                _ => return false,
+            }
+        }
+        at += usize::from(length) * 8;
+    }
+    true
+}
+
+/// `N` frame bytes at `offset`, or None if the frame ends before.
+fn read<const N: usize>(frame: &Frame, offset: usize) -> Option<[u8; N]> {
+    let mut bytes = [0u8; N];
+    (frame.copy_out(offset, &mut bytes) == N).then_some(bytes)
+}
+
+fn address_bytes(bytes: &[u8]) -> [u8; 16] {
+    let mut address = [0u8; 16];
+    address.copy_from_slice(bytes);
+    address
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use super::super::tests::{count, drops_spoofed, mac, port, BROADCAST};
     use super::super::{Sender, Switch, DEFAULT_AGING};
@@ -90,6 +217,17 @@ mod tests {
 
     const OWN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const OTHER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const OWN6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+    const OTHER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+    const SOLICITED_NODE: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 1);
+
+    fn from(source: impl Into<IpAddr>) -> Claim {
+        Claim::from(source)
+    }
+
+    fn ips(addresses: &[Ipv4Addr]) -> Vec<IpAddr> {
+        addresses.iter().map(|&a| a.into()).collect()
+    }
 
     fn ethernet(src: Mac, ether_type: u16, payload: &[u8]) -> Vec<u8> {
         let mut f = [BROADCAST.as_slice(), &src, &ether_type.to_be_bytes(), payload].concat();
@@ -114,6 +252,35 @@ mod tests {
         ethernet(src, ETH_P_IP, &[ip, udp].concat())
     }
 
+    /// An IPv6 packet from `source` whose payload follows `extensions` (each a next-header value
+    /// and 8 bytes of an extension header) and is `payload` with next header `protocol`.
+    fn ipv6(src: Mac, source: Ipv6Addr, extensions: &[u8], protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let mut ip = vec![0u8; IPV6_HLEN];
+        ip[0] = 0x60;
+        ip[6] = extensions.first().copied().unwrap_or(protocol);
+        ip[7] = 255;
+        ip[8..24].copy_from_slice(&source.octets());
+        ip[24..40].copy_from_slice(&SOLICITED_NODE.octets());
+        for (i, _) in extensions.iter().enumerate() {
+            let next = extensions.get(i + 1).copied().unwrap_or(protocol);
+            ip.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]); // PadN over the rest
+        }
+        ip.extend_from_slice(payload);
+        ethernet(src, ETH_P_IPV6, &ip)
+    }
+
+    /// A neighbour solicitation (135) or advertisement (136) for `target` with link-layer address
+    /// options `options` (kind, MAC).
+    fn ndp(kind: u8, target: Ipv6Addr, options: &[(u8, Mac)]) -> Vec<u8> {
+        let mut icmp = vec![kind, 0, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&target.octets());
+        for (option, mac) in options {
+            icmp.extend_from_slice(&[*option, 1]);
+            icmp.extend_from_slice(mac);
+        }
+        icmp
+    }
+
     /// `bytes` as a frame in pieces of `piece` bytes (headers split across guest buffers).
     fn claim_in_pieces(bytes: &[u8], piece: usize) -> Claim {
         let iov: Vec<libc::iovec> =
@@ -130,16 +297,43 @@ mod tests {
     #[test]
     fn what_a_frame_claims() {
         let m = mac(1);
-        assert_eq!(claim(&ipv4(m, OWN, 5, 53)), Claim::From(OWN));
+        assert_eq!(claim(&ipv4(m, OWN, 5, 53)), from(OWN));
         assert_eq!(claim(&ipv4(m, Ipv4Addr::UNSPECIFIED, 5, DHCP_SERVER_PORT)), Claim::Unaddressed, "a DHCP client");
         assert_eq!(claim(&ipv4(m, Ipv4Addr::UNSPECIFIED, 7, DHCP_SERVER_PORT)), Claim::Unaddressed, "IPv4 options are skipped");
         assert_eq!(claim(&ipv4(m, Ipv4Addr::UNSPECIFIED, 5, 53)), Claim::Other, "0.0.0.0 to anything but DHCP");
-        assert_eq!(claim(&arp(m, m, OWN)), Claim::From(OWN));
+        assert_eq!(claim(&arp(m, m, OWN)), from(OWN));
         assert_eq!(claim(&arp(m, m, Ipv4Addr::UNSPECIFIED)), Claim::Unaddressed, "an ARP probe");
-        assert_eq!(claim(&arp(m, mac(2), OWN)), Claim::ArpFromOtherMac(OWN));
+        assert_eq!(claim(&arp(m, mac(2), OWN)), Claim::Addresses { source: OWN.into(), advertised: None, other_mac: true });
         assert_eq!(claim(&ethernet(m, ETH_P_RARP, &[0; 28])), Claim::Unaddressed);
-        assert_eq!(claim(&ethernet(m, 0x86dd, &[0x60; 40])), Claim::Other, "IPv6");
         assert_eq!(claim(&ethernet(m, 0x8100, &[0; 40])), Claim::Other, "a VLAN tag");
+    }
+
+    #[test]
+    fn what_an_ipv6_frame_claims() {
+        let m = mac(1);
+        let unspecified = Ipv6Addr::UNSPECIFIED;
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 17, &[0; 8])), from(OWN6), "UDP");
+        assert_eq!(claim(&ipv6(m, OWN6, &[0, 60], 6, &[0; 20])), from(OWN6), "TCP behind extension headers");
+        let solicitation = ndp(135, OTHER6, &[(1, m)]);
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &solicitation)), from(OWN6), "asking for another's address claims none");
+        let advertisement = ndp(136, OWN6, &[(2, m)]);
+        let advertises = |other_mac| Claim::Addresses { source: OWN6.into(), advertised: Some(OWN6.into()), other_mac };
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &advertisement)), advertises(false));
+        assert_eq!(claim(&ipv6(m, OWN6, &[60], 58, &advertisement)), advertises(false), "behind destination options");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ndp(136, OWN6, &[(2, mac(2))]))), advertises(true), "another MAC");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ndp(136, OWN6, &[]))), advertises(false), "no option");
+        let solicitation_from_other_mac = ipv6(m, OWN6, &[], 58, &ndp(135, OTHER6, &[(1, mac(2))]));
+        assert_eq!(claim(&solicitation_from_other_mac), Claim::Addresses { source: OWN6.into(), advertised: None, other_mac: true });
+        let mut zero_length_option = ndp(136, OWN6, &[(2, m)]);
+        zero_length_option[25] = 0;
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &zero_length_option)), advertises(true), "an invalid option");
+        // Before it has an address: duplicate address detection, router solicitation, MLD.
+        assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &ndp(135, OWN6, &[]))), Claim::Unaddressed);
+        assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &[133, 0, 0, 0, 0, 0, 0, 0])), Claim::Unaddressed);
+        assert_eq!(claim(&ipv6(m, unspecified, &[0], 58, &[143, 0, 0, 0, 0, 0, 0, 0])), Claim::Unaddressed);
+        assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &advertisement)), Claim::Other, "advertising from ::");
+        assert_eq!(claim(&ipv6(m, unspecified, &[], 17, &[0; 8])), Claim::Other, "UDP from ::");
+        assert_eq!(claim(&ipv6(m, unspecified, &[44], 58, &[135; 24])), Claim::Other, "a fragment from ::");
     }
 
     #[test]
@@ -151,6 +345,10 @@ mod tests {
         let mut version_6 = ipv4(m, OWN, 5, 53);
         version_6[14] = 0x65;
         assert_eq!(claim(&version_6), Claim::Other);
+        let mut version_4 = ipv6(m, OWN6, &[], 17, &[0; 8]);
+        version_4[14] = 0x45;
+        assert_eq!(claim(&version_4), Claim::Other);
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ndp(136, OWN6, &[]))[..70]), Claim::Other, "target cut short");
         let mut short_header = ipv4(m, OWN, 5, 53);
         short_header[14] = 0x44;
         assert_eq!(claim(&short_header), Claim::Other);
@@ -159,22 +357,43 @@ mod tests {
     }
 
     #[test]
-    fn headers_split_across_buffers_are_read_whole() {
-        let m = mac(1);
-        for piece in [1, 7, 15, 17] {
-            assert_eq!(claim_in_pieces(&ipv4(m, OWN, 5, 53), piece), Claim::From(OWN));
-            assert_eq!(claim_in_pieces(&ipv4(m, Ipv4Addr::UNSPECIFIED, 6, DHCP_SERVER_PORT), piece), Claim::Unaddressed);
-            assert_eq!(claim_in_pieces(&arp(m, mac(2), OWN), piece), Claim::ArpFromOtherMac(OWN));
+    fn any_bytes_after_an_ipv6_or_arp_header_are_read_within_the_frame() {
+        // Hostile input: extension header chains and NDP options of any lengths, frames cut anywhere.
+        let mut rng = vring::mock::XorShift64::new(0x1b6_6a4d);
+        for _ in 0..20_000 {
+            let len = 14 + rng.below(200) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let ether_type: u16 = [ETH_P_IPV6, ETH_P_ARP, ETH_P_IP][rng.below(3) as usize];
+            bytes[12..14].copy_from_slice(&ether_type.to_be_bytes());
+            if len > 20 && ether_type == ETH_P_IPV6 {
+                bytes[14] = 0x60;
+                bytes[20] = [0, 43, 60, 58][rng.below(4) as usize];
+            }
+            let piece = 1 + rng.below(len as u64) as usize;
+            let _ = claim_in_pieces(&bytes, piece);
         }
     }
 
     #[test]
-    fn a_port_locked_to_ipv4_addresses_sends_ipv4_and_arp_only_from_them() {
+    fn headers_split_across_buffers_are_read_whole() {
+        let m = mac(1);
+        for piece in [1, 7, 15, 17] {
+            assert_eq!(claim_in_pieces(&ipv4(m, OWN, 5, 53), piece), from(OWN));
+            assert_eq!(claim_in_pieces(&ipv4(m, Ipv4Addr::UNSPECIFIED, 6, DHCP_SERVER_PORT), piece), Claim::Unaddressed);
+            assert_eq!(claim_in_pieces(&arp(m, mac(2), OWN), piece), Claim::Addresses { source: OWN.into(), advertised: None, other_mac: true });
+            let advertisement = ipv6(m, OWN6, &[60], 58, &ndp(136, OWN6, &[(2, mac(2))]));
+            let advertises = Claim::Addresses { source: OWN6.into(), advertised: Some(OWN6.into()), other_mac: true };
+            assert_eq!(claim_in_pieces(&advertisement, piece), advertises);
+        }
+    }
+
+    #[test]
+    fn a_port_locked_to_ip_addresses_sends_ip_and_arp_only_from_them() {
         let sw = Switch::new(1500, DEFAULT_AGING);
         let (a, _) = port(&sw, "a", 0);
         let (_b, b_log) = port(&sw, "b", 0);
         sw.lock_mac(a.id, mac(1));
-        sw.lock_ips(a.id, &[OWN, Ipv4Addr::new(192, 168, 1, 1)]);
+        sw.lock_ips(a.id, &[OWN.into(), Ipv4Addr::new(192, 168, 1, 1).into(), OWN6.into()]);
         let passes = [
             ipv4(mac(1), OWN, 5, 53),
             ipv4(mac(1), Ipv4Addr::new(192, 168, 1, 1), 5, 53),
@@ -182,39 +401,53 @@ mod tests {
             arp(mac(1), mac(1), OWN),
             arp(mac(1), mac(1), Ipv4Addr::UNSPECIFIED),
             ethernet(mac(1), ETH_P_RARP, &[0; 28]),
+            ipv6(mac(1), OWN6, &[], 17, &[0; 8]),
+            ipv6(mac(1), OWN6, &[], 58, &ndp(135, OTHER6, &[(1, mac(1))])),
+            ipv6(mac(1), OWN6, &[], 58, &ndp(136, OWN6, &[(2, mac(1))])),
+            ipv6(mac(1), Ipv6Addr::UNSPECIFIED, &[], 58, &ndp(135, OWN6, &[])),
         ];
         let refused = [
             ipv4(mac(1), OTHER, 5, 53),
             ipv4(mac(1), Ipv4Addr::UNSPECIFIED, 5, 53),
             arp(mac(1), mac(1), OTHER),
             arp(mac(1), mac(7), OWN),
-            ethernet(mac(1), 0x86dd, &[0x60; 40]),
             ethernet(mac(1), 0x8100, &[0; 40]),
+            ipv6(mac(1), OTHER6, &[], 17, &[0; 8]),
+            ipv6(mac(1), OWN6, &[], 58, &ndp(136, OTHER6, &[(2, mac(1))])),
+            ipv6(mac(1), OWN6, &[], 58, &ndp(136, OWN6, &[(2, mac(7))])),
+            ipv6(mac(1), OWN6, &[], 58, &ndp(135, OTHER6, &[(1, mac(7))])),
+            ipv6(mac(1), Ipv6Addr::UNSPECIFIED, &[], 17, &[0; 8]),
         ];
         for f in passes.iter().chain(&refused) {
             sw.forward_bytes(&a, f);
         }
         assert_eq!((count(&b_log), drops_spoofed(&a)), (passes.len(), refused.len() as u64));
-        assert_eq!(sw.locked_ips(a.id), [OWN, Ipv4Addr::new(192, 168, 1, 1)]);
+        assert_eq!(sw.locked_ips(a.id), [IpAddr::from(OWN), Ipv4Addr::new(192, 168, 1, 1).into(), OWN6.into()]);
     }
 
     #[test]
-    fn no_other_port_claims_a_locked_address_in_arp_or_ipv4() {
+    fn no_other_port_claims_a_locked_address_in_arp_ipv4_ipv6_or_a_neighbour_advertisement() {
         let sw = Switch::new(1500, DEFAULT_AGING);
         let (a, _) = port(&sw, "a", 0);
         let (b, _) = port(&sw, "b", 0);
         let (_c, c_log) = port(&sw, "c", 0);
-        sw.lock_ips(a.id, &[OWN]);
+        sw.lock_ips(a.id, &[OWN.into(), OWN6.into()]);
         sw.forward_bytes(&b, &arp(mac(2), mac(2), OWN));
         sw.forward_bytes(&b, &arp(mac(2), mac(1), OWN));
         sw.forward_bytes(&b, &ipv4(mac(2), OWN, 5, 53));
-        assert_eq!((count(&c_log), drops_spoofed(&b)), (0, 3));
-        // Anything else from b is as free as ever: its own address, IPv6, probes.
+        sw.forward_bytes(&b, &ipv6(mac(2), OWN6, &[], 17, &[0; 8]));
+        sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ndp(136, OWN6, &[(2, mac(2))])));
+        sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[0, 43, 60], 58, &ndp(136, OWN6, &[])));
+        assert_eq!((count(&c_log), drops_spoofed(&b)), (0, 6));
+        // Anything else from b is as free as ever: its own addresses, probes, asking for a's.
         sw.forward_bytes(&b, &arp(mac(2), mac(2), OTHER));
         sw.forward_bytes(&b, &ipv4(mac(2), OTHER, 5, 53));
-        sw.forward_bytes(&b, &ethernet(mac(2), 0x86dd, &[0x60; 40]));
         sw.forward_bytes(&b, &arp(mac(2), mac(2), Ipv4Addr::UNSPECIFIED));
-        assert_eq!((count(&c_log), drops_spoofed(&b)), (4, 3));
+        sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 17, &[0; 8]));
+        sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ndp(135, OWN6, &[(1, mac(2))])));
+        sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ndp(136, OTHER6, &[(2, mac(1))])));
+        sw.forward_bytes(&b, &ipv6(mac(2), Ipv6Addr::UNSPECIFIED, &[], 58, &ndp(135, OWN6, &[])));
+        assert_eq!((count(&c_log), drops_spoofed(&b)), (7, 6));
     }
 
     #[test]
@@ -224,16 +457,16 @@ mod tests {
         let (destination, _) = port(&sw, "vm1-destination", 0);
         let (other, _) = port(&sw, "other", 0);
         let (_peer, peer_log) = port(&sw, "peer", 0);
-        sw.reserve_ip(OWN);
+        sw.reserve_ip(OWN.into());
         sw.forward_bytes(&other, &arp(mac(3), mac(3), OWN));
         assert_eq!((count(&peer_log), drops_spoofed(&other)), (0, 1), "reserved while its guest is away");
-        sw.lock_ips(source.id, &[OWN]);
-        sw.lock_ips(destination.id, &[OWN]);
+        sw.lock_ips(source.id, &ips(&[OWN]));
+        sw.lock_ips(destination.id, &ips(&[OWN]));
         sw.forward_bytes(&source, &arp(mac(1), mac(1), OWN));
         sw.forward_bytes(&destination, &arp(mac(1), mac(1), OWN));
         assert_eq!(count(&peer_log), 2);
         sw.remove_port(source.id);
-        sw.release_ip(OWN);
+        sw.release_ip(OWN.into());
         sw.forward_bytes(&other, &arp(mac(3), mac(3), OWN));
         assert_eq!((count(&peer_log), drops_spoofed(&other)), (2, 2), "still the destination port's");
         sw.remove_port(destination.id);
@@ -247,16 +480,16 @@ mod tests {
         let (a, _) = port(&sw, "a", 0);
         let (b, _) = port(&sw, "b", 0);
         let (_c, c_log) = port(&sw, "c", 0);
-        sw.lock_ips(b.id, &[OTHER]); // locks exist from the start: a's sender remembers its answers
-        let bytes = ethernet(mac(1), 0x86dd, &[0x60; 40]);
+        sw.lock_ips(b.id, &ips(&[OTHER])); // locks exist from the start: a's sender remembers its answers
+        let bytes = ipv6(mac(1), OTHER6, &[], 17, &[0; 8]);
         let iov = [libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() }];
         // SAFETY: `bytes` outlives every use of the frame below.
         let ipv6 = unsafe { Frame::new(&iov) };
         let mut sender = Sender::default();
         sw.forward(&a, &ipv6, &mut sender);
-        sw.lock_ips(a.id, &[OWN]);
+        sw.lock_ips(a.id, &ips(&[OWN]));
         sw.forward(&a, &ipv6, &mut sender);
         sender.publish(&a);
-        assert_eq!((count(&c_log), drops_spoofed(&a)), (1, 1), "locked: no more IPv6 from a");
+        assert_eq!((count(&c_log), drops_spoofed(&a)), (1, 1), "locked: no more IPv6 from an address not its own");
     }
 }

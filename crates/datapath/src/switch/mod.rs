@@ -1,7 +1,7 @@
 //! The userspace L2 switch: ports (vhost-user guests, TAP and stream uplinks, the control plane's
 //! own port for DHCP), MAC learning with aging, flooding of broadcast, multicast and unknown
-//! unicast, optional access VLAN per port, port security (MACs and IPv4 addresses locked to
-//! ports), per-port counters.
+//! unicast, optional access VLAN per port, port security (MACs and IP addresses locked to ports),
+//! per-port counters.
 //!
 //! Forwarding runs on whichever thread received the frame (a guest's TX worker, an uplink's reader)
 //! and writes straight into the destination: a guest-to-guest frame is copied once, from the
@@ -25,7 +25,7 @@ mod sender;
 mod uplink;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -192,9 +192,9 @@ pub struct Switch {
     /// Bumped after every change of `ports`, so a forwarder knows its copy is out of date.
     ports_generation: AtomicU64,
     macs: MacTable,
-    /// Port security: MACs and IPv4 addresses locked to ports.
+    /// Port security: MACs and IP addresses locked to ports.
     mac_locks: AddressLocks<Mac>,
-    ip_locks: AddressLocks<Ipv4Addr>,
+    ip_locks: AddressLocks<IpAddr>,
     next_id: AtomicU32,
     /// Largest frame (Ethernet header and one VLAN tag included) the segment carries.
     max_frame: usize,
@@ -309,28 +309,28 @@ impl Switch {
         self.mac_locks.of_port(port).and_then(|macs| macs.first().copied())
     }
 
-    /// Locks `port` to the IPv4 `addresses` (port security, see `ip_guard`).
-    pub fn lock_ips(&self, port: PortId, addresses: &[Ipv4Addr]) {
+    /// Locks `port` to the IP `addresses`, IPv4 and IPv6 (port security, see `ip_guard`).
+    pub fn lock_ips(&self, port: PortId, addresses: &[IpAddr]) {
         self.ip_locks.lock(port, addresses);
     }
 
     /// Reserves `address` for a port to lock later (see `AddressLocks`).
-    pub fn reserve_ip(&self, address: Ipv4Addr) {
+    pub fn reserve_ip(&self, address: IpAddr) {
         self.ip_locks.reserve(address);
     }
 
     /// Ends one `reserve_ip` of `address`.
-    pub fn release_ip(&self, address: Ipv4Addr) {
+    pub fn release_ip(&self, address: IpAddr) {
         self.ip_locks.release(address);
     }
 
-    /// The IPv4 addresses `port` is locked to (none if it is not locked).
-    pub fn locked_ips(&self, port: PortId) -> Vec<Ipv4Addr> {
+    /// The IP addresses `port` is locked to (none if it is not locked).
+    pub fn locked_ips(&self, port: PortId) -> Vec<IpAddr> {
         self.ip_locks.of_port(port).map_or_else(Vec::new, |addresses| addresses.to_vec())
     }
 
     /// Whether `from` may send the frame as far as port security goes: its source MAC (MAC
-    /// locks) and the IPv4 address it claims (IP locks, `ip_guard`). The answers are remembered
+    /// locks) and the IP addresses it claims (IP locks, `ip_guard`). The answers are remembered
     /// in `sender` while the locks are unchanged. Inlined: on every frame, and without IP locks
     /// it is two loads and compares.
     #[inline(always)]
@@ -339,7 +339,7 @@ impl Switch {
             && (self.ip_locks.generation() == 0 || self.ip_claim_allowed(from, eth, frame, sender))
     }
 
-    /// The IP locks' part of `source_allowed`, once any port is locked to IPv4 addresses.
+    /// The IP locks' part of `source_allowed`, once any port is locked to IP addresses.
     #[inline(never)]
     fn ip_claim_allowed(&self, from: PortId, eth: &EthernetHeader, frame: &Frame, sender: &mut Sender) -> bool {
         let generation = self.ip_locks.generation();
@@ -349,8 +349,11 @@ impl Switch {
         }
         let locked = sender.ip_locked.is_some_and(|(_, locked)| locked);
         match Claim::of(eth, frame) {
-            Claim::From(address) => self.ip_locks.allows_remembered(from, address, &mut sender.allowed_ip),
-            Claim::ArpFromOtherMac(address) => !locked && self.ip_locks.allows_remembered(from, address, &mut sender.allowed_ip),
+            Claim::Addresses { source, advertised, other_mac } => {
+                !(locked && other_mac)
+                    && self.ip_locks.allows_remembered(from, source, &mut sender.allowed_ip)
+                    && advertised.is_none_or(|target| self.ip_locks.allows(from, target))
+            }
             Claim::Unaddressed => true,
             Claim::Other => !locked,
         }

@@ -7,7 +7,7 @@
 //! and re-using the last source/destination answers and the port list while their generations are
 //! unchanged (no read locks, no hashing per frame) removes most of it.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::mac_table::{key, Mac, MacTable};
@@ -32,10 +32,9 @@ pub struct Sender {
     /// aging counts in seconds, so its frames share one reading (no clock read per frame).
     pub(super) batch_now: Option<u64>,
     /// Port security's last answers for this port, with the locks' generation then: the last
-    /// source MAC and IPv4 address allowed, and whether the port itself is locked to IPv4
-    /// addresses.
+    /// source MAC and IP address allowed, and whether the port itself is locked to IP addresses.
     pub(super) allowed_mac: Option<(Mac, u64)>,
-    pub(super) allowed_ip: Option<(Ipv4Addr, u64)>,
+    pub(super) allowed_ip: Option<(IpAddr, u64)>,
     pub(super) ip_locked: Option<(u64, bool)>,
 }
 

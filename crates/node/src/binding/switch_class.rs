@@ -7,7 +7,7 @@
 //! `inject(portId, frame)`, `close()`. Guest ports are made by
 //! `new NetDevice(switch, portName, onEvent, vlan)`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ptr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -206,37 +206,45 @@ method!(release_mac, |env, handle, call| {
     undefined(env)
 });
 
-/// IPv4 addresses from JavaScript: 4 bytes each, none of them 0.0.0.0 or multicast.
-unsafe fn get_ipv4s(env: napi_env, value: napi_value) -> JsResult<Vec<Ipv4Addr>> {
+/// IP addresses from JavaScript: IPv4 and IPv6 in text, separated by commas ("10.0.0.5,fd00::5"),
+/// each a host's: not unspecified, multicast or broadcast, and IPv6 not an IPv4-mapped address.
+unsafe fn get_ips(env: napi_env, value: napi_value) -> JsResult<Vec<IpAddr>> {
     // SAFETY: forwarded from the caller (env and value of the running callback).
-    let bytes = unsafe { get_bytes(env, value, "addresses")? };
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
-        return Err(coded("VU_ERR_INVALID_ARG", format!("addresses: {} bytes, not 4 per IPv4 address", bytes.len())));
-    }
-    let addresses: Vec<Ipv4Addr> = bytes.chunks(4).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3])).collect();
-    if let Some(bad) = addresses.iter().find(|a| a.is_unspecified() || a.is_multicast() || a.is_broadcast()) {
-        return Err(coded("VU_ERR_INVALID_ARG", format!("addresses: {bad} is not a host's address")));
-    }
-    Ok(addresses)
+    let text = unsafe { get_string(env, value, "addresses")? };
+    text.split(',')
+        .map(|item| {
+            let bad = |why: &str| coded("VU_ERR_INVALID_ARG", format!("addresses: '{item}' {why}"));
+            let address: IpAddr = item.parse().map_err(|_| bad("is not an IPv4 or IPv6 address"))?;
+            let host = match address {
+                IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
+                IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.to_ipv4_mapped().is_some()),
+            };
+            if host {
+                Ok(address)
+            } else {
+                Err(bad("is not a host's address"))
+            }
+        })
+        .collect()
 }
 
-// `lockIps(portId, addresses)`: IPv4 port security for the port (4 bytes per address): it sends
-// IPv4 and ARP only from them and nothing but IPv4, ARP and RARP, and no other port claims them.
+// `lockIps(portId, addresses)`: IP port security for the port (`get_ips`; see the data path's
+// ip_guard): it sends only from them, and no other port claims them.
 method!(lock_ips, |env, handle, call| {
     let id = existing_port_id(env, handle, call.args[0])?;
-    handle.switch.lock_ips(id, &get_ipv4s(env, call.args[1])?);
+    handle.switch.lock_ips(id, &get_ips(env, call.args[1])?);
     undefined(env)
 });
 
 // `reserveIps(addresses)`: no port without a lock of its own claims them until
 // `releaseIps(addresses)` (a named port's addresses while its guest is away).
 method!(reserve_ips, |env, handle, call| {
-    get_ipv4s(env, call.args[0])?.into_iter().for_each(|a| handle.switch.reserve_ip(a));
+    get_ips(env, call.args[0])?.into_iter().for_each(|a| handle.switch.reserve_ip(a));
     undefined(env)
 });
 
 method!(release_ips, |env, handle, call| {
-    get_ipv4s(env, call.args[0])?.into_iter().for_each(|a| handle.switch.release_ip(a));
+    get_ips(env, call.args[0])?.into_iter().for_each(|a| handle.switch.release_ip(a));
     undefined(env)
 });
 
