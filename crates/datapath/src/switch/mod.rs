@@ -34,7 +34,7 @@ pub use counters::{PortCounters, PortCountersSnapshot};
 pub use frame::{skip_bytes, EthernetHeader, Frame};
 pub use guest_rx::{DeliverError, GuestRx};
 use address_locks::AddressLocks;
-use ip_guard::Claim;
+use ip_guard::{Claim, IpKey};
 pub use mac_table::{Learned, Mac, MacEntry, MacTable, MAX_MAC_ENTRIES};
 pub use offload::{Accepts, Finisher, OffloadError};
 use sender::Deliveries;
@@ -194,7 +194,7 @@ pub struct Switch {
     macs: MacTable,
     /// Port security: MACs and IP addresses locked to ports.
     mac_locks: AddressLocks<Mac>,
-    ip_locks: AddressLocks<IpAddr>,
+    ip_locks: AddressLocks<IpKey>,
     next_id: AtomicU32,
     /// Largest frame (Ethernet header and one VLAN tag included) the segment carries.
     max_frame: usize,
@@ -311,22 +311,23 @@ impl Switch {
 
     /// Locks `port` to the IP `addresses`, IPv4 and IPv6 (port security, see `ip_guard`).
     pub fn lock_ips(&self, port: PortId, addresses: &[IpAddr]) {
-        self.ip_locks.lock(port, addresses);
+        let keys: Vec<IpKey> = addresses.iter().map(|&a| a.into()).collect();
+        self.ip_locks.lock(port, &keys);
     }
 
     /// Reserves `address` for a port to lock later (see `AddressLocks`).
     pub fn reserve_ip(&self, address: IpAddr) {
-        self.ip_locks.reserve(address);
+        self.ip_locks.reserve(address.into());
     }
 
     /// Ends one `reserve_ip` of `address`.
     pub fn release_ip(&self, address: IpAddr) {
-        self.ip_locks.release(address);
+        self.ip_locks.release(address.into());
     }
 
     /// The IP addresses `port` is locked to (none if it is not locked).
     pub fn locked_ips(&self, port: PortId) -> Vec<IpAddr> {
-        self.ip_locks.of_port(port).map_or_else(Vec::new, |addresses| addresses.to_vec())
+        self.ip_locks.of_port(port).map_or_else(Vec::new, |keys| keys.iter().map(|&k| k.into()).collect())
     }
 
     /// Whether `from` may send the frame as far as port security goes: its source MAC (MAC

@@ -7,9 +7,9 @@
 //! and re-using the last source/destination answers and the port list while their generations are
 //! unchanged (no read locks, no hashing per frame) removes most of it.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::ip_guard::IpKey;
 use super::mac_table::{key, Mac, MacTable};
 use super::{Finisher, PortCounters, PortId, PortList, Sink, SwitchPort};
 
@@ -34,7 +34,7 @@ pub struct Sender {
     /// Port security's last answers for this port, with the locks' generation then: the last
     /// source MAC and IP address allowed, and whether the port itself is locked to IP addresses.
     pub(super) allowed_mac: Option<(Mac, u64)>,
-    pub(super) allowed_ip: Option<(IpAddr, u64)>,
+    pub(super) allowed_ip: Option<(IpKey, u64)>,
     pub(super) ip_locked: Option<(u64, bool)>,
 }
 
