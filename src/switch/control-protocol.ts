@@ -3,7 +3,7 @@
  *
  *   request  {"id": 1, "cmd": "add-port", "args": {"name": "vm1", "path": "/run/vm1.sock"}}
  *            (add-port also takes "vlan": 1..4094, "mac": "52:54:…" and, with "mac", "ips":
- *            ["10.0.0.5", …]; add-uplink "vlan")
+ *            ["10.0.0.5", "fd00::5", …]; add-uplink "vlan")
  *   response {"id": 1, "ok": true, "result": {...}}
  *            {"id": 1, "ok": false, "error": {"code": "VU_ERR_BAD_ARGS", "message": "..."}}
  *

@@ -125,12 +125,18 @@ test('round trips: add-port, remove-port, add-uplink, remove-uplink', async (t) 
   t.deepEqual(fake.calls, ['addPort vm1 /run/vm1.sock', 'removePort vm1', 'addUplink stream:tcp:127.0.0.1:5555', 'removeUplink 3']);
 });
 
-test('add-port with an access VLAN and a locked MAC and IPv4 addresses, add-uplink with a VLAN', async (t) => {
+test('add-port with an access VLAN and a locked MAC and IP addresses, add-uplink with a VLAN', async (t) => {
   const { client, fake } = await setUp(t);
   t.like(await client.request('add-port', { name: 'vm2', path: '/run/vm2.sock', vlan: 10, mac: '52:54:00:12:34:56' }), { ok: true });
   t.like(await client.request('add-uplink', { spec: 'tap:up0', vlan: 10 }), { ok: true });
   t.like(await client.request('add-port', { name: 'vm3', path: '/run/vm3.sock', mac: '52:54:00:12:34:57', ips: ['10.0.0.3', '192.168.7.3'] }), { ok: true });
-  t.deepEqual(fake.calls, ['addPort vm2 /run/vm2.sock vlan=10 mac=52:54:00:12:34:56', 'addUplink tap:up0 vlan=10', 'addPort vm3 /run/vm3.sock mac=52:54:00:12:34:57 ips=10.0.0.3,192.168.7.3']);
+  t.like(await client.request('add-port', { name: 'vm4', path: '/run/vm4.sock', mac: '52:54:00:12:34:58', ips: ['FD00:0::4', '10.0.0.4'] }), { ok: true });
+  t.deepEqual(fake.calls, [
+    'addPort vm2 /run/vm2.sock vlan=10 mac=52:54:00:12:34:56',
+    'addUplink tap:up0 vlan=10',
+    'addPort vm3 /run/vm3.sock mac=52:54:00:12:34:57 ips=10.0.0.3,192.168.7.3',
+    'addPort vm4 /run/vm4.sock mac=52:54:00:12:34:58 ips=fd00::4,10.0.0.4,fe80::5054:ff:fe12:3458',
+  ]);
 });
 
 test('bad requests: clear errors, the switch is not called, the connection keeps serving', async (t) => {
@@ -153,6 +159,8 @@ test('bad requests: clear errors, the switch is not called, the connection keeps
     ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"52:54:00:12:34:56","ips":"10.0.0.5"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"52:54:00:12:34:56","ips":["10.0.0.256"]}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"52:54:00:12:34:56","ips":["10.0.0.5","10.0.0.5"]}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"52:54:00:12:34:56","ips":["fd00::5","fd00:0::5"]}}', 'VU_ERR_BAD_ARGS'],
+    ['{"id":7,"cmd":"add-port","args":{"name":"vm1","path":"/x","mac":"52:54:00:12:34:56","ips":["ff02::1"]}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-uplink","args":{"spec":"tap:up0","mac":"52:54:00:12:34:56"}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"remove-port","args":{}}', 'VU_ERR_BAD_ARGS'],
     ['{"id":7,"cmd":"add-uplink","args":{"spec":"vxlan:1.2.3.4"}}', 'VU_ERR_BAD_ARGS'],
