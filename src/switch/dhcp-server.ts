@@ -172,16 +172,17 @@ export class DhcpServer {
   }
 
   /**
-   * Guest port `port` is locked to the IPv4 addresses `ips` (`--port …,ip=`), or no longer (none):
-   * its guest may send from those only, so it is offered the first of them that is a host of the
-   * subnet (and not the server's or the router's), which no other client gets; with none such, it
-   * is offered nothing. Returns the address its guest gets.
+   * Guest port `port` is locked to IP addresses (`--port …,ip=`), of which `ips` are the IPv4 ones
+   * (possibly none: a port locked to IPv6 addresses only), or no longer (undefined): its guest may
+   * send IPv4 from those only, so it is offered the first of them that is a host of the subnet
+   * (and not the server's or the router's), which no other client gets; with none such, it is
+   * offered nothing. Returns the address its guest gets.
    */
-  lockPort(port: string, ips: readonly number[]): number | undefined {
+  lockPort(port: string, ips: readonly number[] | undefined): number | undefined {
     const previous = this.lockedPorts.get(port);
     if (previous !== undefined) this.table.returnToPool(previous);
     this.lockedPorts.delete(port);
-    if (ips.length === 0) return undefined;
+    if (ips === undefined) return undefined;
     const address = ips.find((ip) => isHostOf(this.config.subnet, ip) && !this.config.reserved.has(ip));
     this.lockedPorts.set(port, address);
     if (address !== undefined) this.table.setAsideFor(address);

@@ -107,10 +107,9 @@ export class Segment {
     if (ips.length === 0) return;
     if (held) this.switch.reserveIps(ips.join(','));
     else this.switch.releaseIps(ips.join(','));
-    const ipv4 = ipv4Addresses(ips);
-    const address = this.dhcp?.lockPort(port, held ? ipv4 : []);
-    if (this.dhcp && held && ipv4.length > 0 && address === undefined) {
-      this.log.warn('none of the port\'s locked IPv4 addresses is a DHCP host address: its guest gets no address from DHCP; configure it statically', { port, subnet: this.dhcp.subnet });
+    const address = this.dhcp?.lockPort(port, held ? ipv4Addresses(ips) : undefined);
+    if (this.dhcp && held && address === undefined) {
+      this.log.warn('none of the port\'s locked addresses is an IPv4 host address of the DHCP subnet: its guest gets no address from DHCP', { port, subnet: this.dhcp.subnet });
     }
   }
 

@@ -275,9 +275,9 @@ test('the two ends of a migration lock one address; removing the lock returns it
   server.lockPort('vm1-destination', [ip('10.9.9.2')]);
   t.is(bind(mac(1), {}, 'vm1-source'), '10.9.9.2');
   t.is(bind(mac(1), {}, 'vm1-destination'), '10.9.9.2', 'the migrated guest renews on the destination port');
-  server.lockPort('vm1-source', []);
+  server.lockPort('vm1-source', undefined);
   t.is(bind(mac(2)), '10.9.9.3', 'still set aside for the destination port');
-  server.lockPort('vm1-destination', []);
+  server.lockPort('vm1-destination', undefined);
   t.deepEqual([3, 4, 5].map((n) => bind(mac(n))), ['10.9.9.4', '10.9.9.5', '10.9.9.6']);
   t.throws(() => bind(mac(6)), undefined, 'the pool is full: 10.9.9.2 is leased to the guest, as a plain lease now');
 });
@@ -294,6 +294,14 @@ test('a locked port with no address in the subnet, or one still leased to anothe
   t.is(renewal.type, NAK, 'but is not renewed: the address is the locked port\'s now');
   clock.ms += 3600_000;
   t.is(bind(mac(3), {}, 'vm2'), '10.0.2.2', 'once the lease ended');
+});
+
+test('a port locked to IPv6 addresses only gets no IPv4 address (it could not send from one)', (t) => {
+  const { send, server, bind } = setUp();
+  t.is(server.lockPort('vm1', []), undefined);
+  t.deepEqual(send({ mac: mac(1), type: DISCOVER }, 'vm1'), []);
+  server.lockPort('vm1', undefined);
+  t.is(bind(mac(1), {}, 'vm1'), '10.0.2.2', 'unlocked, it is a client as any other');
 });
 
 test('offers reserve their address until OFFER_HOLD_MS', (t) => {
