@@ -262,10 +262,6 @@ mod tests {
     const OTHER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
     const SOLICITED_NODE: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 1);
 
-    fn from(source: impl Into<IpKey>) -> Claim {
-        Claim::from(source)
-    }
-
     fn ips(addresses: &[Ipv4Addr]) -> Vec<IpAddr> {
         addresses.iter().map(|&a| a.into()).collect()
     }
@@ -338,11 +334,11 @@ mod tests {
     #[test]
     fn what_a_frame_claims() {
         let m = mac(1);
-        assert_eq!(claim(&ipv4(m, OWN, 5, 53)), from(OWN));
+        assert_eq!(claim(&ipv4(m, OWN, 5, 53)), Claim::from(OWN));
         assert_eq!(claim(&ipv4(m, Ipv4Addr::UNSPECIFIED, 5, DHCP_SERVER_PORT)), Claim::Unaddressed, "a DHCP client");
         assert_eq!(claim(&ipv4(m, Ipv4Addr::UNSPECIFIED, 7, DHCP_SERVER_PORT)), Claim::Unaddressed, "IPv4 options are skipped");
         assert_eq!(claim(&ipv4(m, Ipv4Addr::UNSPECIFIED, 5, 53)), Claim::Other, "0.0.0.0 to anything but DHCP");
-        assert_eq!(claim(&arp(m, m, OWN)), from(OWN));
+        assert_eq!(claim(&arp(m, m, OWN)), Claim::from(OWN));
         assert_eq!(claim(&arp(m, m, Ipv4Addr::UNSPECIFIED)), Claim::Unaddressed, "an ARP probe");
         assert_eq!(claim(&arp(m, mac(2), OWN)), Claim::Addresses { source: OWN.into(), advertised: None, other_mac: true });
         assert_eq!(claim(&ethernet(m, ETH_P_RARP, &[0; 28])), Claim::Unaddressed);
@@ -353,10 +349,10 @@ mod tests {
     fn what_an_ipv6_frame_claims() {
         let m = mac(1);
         let unspecified = Ipv6Addr::UNSPECIFIED;
-        assert_eq!(claim(&ipv6(m, OWN6, &[], 17, &[0; 8])), from(OWN6), "UDP");
-        assert_eq!(claim(&ipv6(m, OWN6, &[0, 60], 6, &[0; 20])), from(OWN6), "TCP behind extension headers");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 17, &[0; 8])), Claim::from(OWN6), "UDP");
+        assert_eq!(claim(&ipv6(m, OWN6, &[0, 60], 6, &[0; 20])), Claim::from(OWN6), "TCP behind extension headers");
         let solicitation = ndp(135, OTHER6, &[(1, m)]);
-        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &solicitation)), from(OWN6), "asking for another's address claims none");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &solicitation)), Claim::from(OWN6), "asking for another's address claims none");
         let advertisement = ndp(136, OWN6, &[(2, m)]);
         let advertises = |other_mac| Claim::Addresses { source: OWN6.into(), advertised: Some(OWN6.into()), other_mac };
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &advertisement)), advertises(false));
@@ -419,7 +415,7 @@ mod tests {
     fn headers_split_across_buffers_are_read_whole() {
         let m = mac(1);
         for piece in [1, 7, 15, 17] {
-            assert_eq!(claim_in_pieces(&ipv4(m, OWN, 5, 53), piece), from(OWN));
+            assert_eq!(claim_in_pieces(&ipv4(m, OWN, 5, 53), piece), Claim::from(OWN));
             assert_eq!(claim_in_pieces(&ipv4(m, Ipv4Addr::UNSPECIFIED, 6, DHCP_SERVER_PORT), piece), Claim::Unaddressed);
             assert_eq!(claim_in_pieces(&arp(m, mac(2), OWN), piece), Claim::Addresses { source: OWN.into(), advertised: None, other_mac: true });
             let advertisement = ipv6(m, OWN6, &[60], 58, &ndp(136, OWN6, &[(2, mac(2))]));
