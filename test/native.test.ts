@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openFdCountSettled } from './helpers/open-fds.ts';
+import { openFdCountAtRest, openFdCountSettled } from './helpers/open-fds.ts';
 
 import {
   Acceptor,
@@ -19,7 +19,6 @@ import {
   mapShared,
   memfdCreate,
   NetDevice,
-  openFdCount,
   Switch,
   waitReadable,
   type NativeError,
@@ -107,7 +106,7 @@ class Server {
 
 test.serial('openFdCount returns to its start value after 200 connect/close cycles', async (t) => {
   const server = new Server(t);
-  const start = openFdCount();
+  const start = await openFdCountAtRest();
   for (let i = 0; i < 200; i++) {
     const frontEnd = new Connection(connectUnix(server.path));
     const backEnd = new Connection(await server.accept());

@@ -25,7 +25,7 @@ import type { RequestInput } from '../../src/protocol/request-types.ts';
 import { VirtioFeature as F } from '../../src/protocol/virtio-features.ts';
 import { featureMask } from '../../src/protocol/feature-bits.ts';
 import { decodeReply } from '../../src/protocol/decode-reply.ts';
-import { openFdCountSettled } from '../helpers/open-fds.ts';
+import { openFdCountAtRest, openFdCountSettled } from '../helpers/open-fds.ts';
 import { startInProcessBackend } from '../helpers/backend-harness.ts';
 import { createTap } from '../helpers/netns.ts';
 import { ringLayout } from '../helpers/driver-ring.ts';
@@ -227,7 +227,7 @@ test.serial(`${CYCLES} connect → negotiate → disconnect cycles (some cut mid
     }
   };
   await run(WARM_UP);
-  const fdsBefore = native.openFdCount();
+  const fdsBefore = await openFdCountAtRest();
   const mapsBefore = mappings();
   const threadsBefore = threadCount();
   t.is(mapsBefore.guest, 0, 'no guest memory mapped between connections');
@@ -248,11 +248,11 @@ test.serial(`${CYCLES} connect → negotiate → disconnect cycles (some cut mid
   // One round trip first: only then has the back-end surely accepted the connection (its fd counts).
   fe.send({ request: R.GET_FEATURES });
   await fe.reply();
-  const fdsConnected = native.openFdCount();
+  const fdsConnected = await openFdCountAtRest();
   await negotiate(fe);
   t.true(mappings().guest >= 1, 'guest memory is visible while mapped');
   t.true(native.openFdCount() > fdsAfter, 'its fds are visible while open');
-  const fdsNegotiated = native.openFdCount();
+  const fdsNegotiated = await openFdCountAtRest();
   await churn(fe, 'vu-hygiene-extra');
   t.is(await openFdCountSettled(fdsNegotiated), fdsNegotiated, 'replaced kick/call fds and the added region\'s fd are closed');
   t.false(readFileSync('/proc/self/maps', 'utf8').includes('memfd:vu-hygiene-extra'), 'REM_MEM_REG unmaps the region');

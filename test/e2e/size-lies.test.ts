@@ -11,7 +11,7 @@ import type { MemoryRegion } from '../../src/protocol/payloads.ts';
 import { TestFrontend, USER_BASE } from '../helpers/test-frontend.ts';
 import { startInProcessBackend } from '../helpers/backend-harness.ts';
 import { createTap } from '../helpers/netns.ts';
-import { openFdCountSettled } from '../helpers/open-fds.ts';
+import { openFdCountAtRest, openFdCountSettled } from '../helpers/open-fds.ts';
 
 const PAGE = 4096n;
 const FILE_BYTES = 4n * PAGE;
@@ -31,7 +31,7 @@ test.serial('a region larger than its memfd is refused with a failure ack; the c
   t.teardown(() => fe.close());
   const protocol = await fe.get({ request: R.GET_PROTOCOL_FEATURES });
   await fe.request({ request: R.SET_PROTOCOL_FEATURES, features: protocol });
-  const fdsBefore = native.openFdCount();
+  const fdsBefore = await openFdCountAtRest();
   for (const [what, region] of LIES) {
     const short = native.memfdCreate('vu-short-guest', Number(FILE_BYTES));
     const status = await fe.acked({ request: R.SET_MEM_TABLE, memTable: { numRegions: 1, padding: 0, regions: [region] } }, [short]);

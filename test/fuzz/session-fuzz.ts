@@ -17,7 +17,7 @@ import { RecordingDataPlane } from '../helpers/recording-data-plane.ts';
 import { nextMessage, setupSequence, type FdSource, type SequenceContext } from './requests.ts';
 import { Rng } from './rng.ts';
 import type { StateChannel } from '../../src/migration/state-channel.ts';
-import { openFdCountSettled } from '../helpers/open-fds.ts';
+import { openFdCountAtRest, openFdCountSettled } from '../helpers/open-fds.ts';
 
 const MAC = Uint8Array.of(0x02, 0, 0, 0, 0, 0x42);
 const QUIET = createLogger('fuzz', 'error', () => undefined);
@@ -140,7 +140,7 @@ export class NativeSessionFuzzer {
 
   async runCase(seed: bigint): Promise<void> {
     const rng = new Rng(seed);
-    const fdsBefore = native.openFdCount();
+    const fdsBefore = await openFdCountAtRest();
     const memfd = (bytes: number) => {
       const fd = native.memfdCreate('vu-fuzz-guest', bytes);
       // Guest memory the rings are read from: zeros or garbage (the workers must survive both).
