@@ -96,7 +96,12 @@ test.serial('a TAP deleted under a served guest stops the queue pair as a host f
   await mustRun('ip', ['-n', ns.name, 'link', 'del', tap]);
   const deadline = Date.now() + 5000;
   while (backend.events.length === 0 && Date.now() < deadline) await sleep(20);
-  t.deepEqual(backend.events, [{ kind: 'host-failure', queuePair: 0, message: "the TAP's fd reported an error or hang-up (was the TAP deleted?)" }]);
+  // The worker learns it from epoll (error or hang-up on the TAP's fd) or from a read that fails
+  // with EBADFD, whichever comes first; both messages say what happened.
+  t.is(backend.events.length, 1, JSON.stringify(backend.events));
+  const [event] = backend.events;
+  t.like(event, { kind: 'host-failure', queuePair: 0 });
+  t.regex('message' in event ? event.message : '', /was the TAP deleted\?/);
 });
 
 test.serial('GET_VRING_BASE stops a ring where it is; SET_VRING_BASE + KICK resume it with nothing lost', async (t) => {

@@ -89,7 +89,7 @@ impl Port {
                 }
                 let err = io::Error::last_os_error();
                 if err.raw_os_error() != Some(libc::EINTR) {
-                    return Err(err);
+                    return Err(tap_error(err));
                 }
             },
             Port::Switch { switch, port, vnet_hdr_len, scratch } => {
@@ -132,10 +132,19 @@ impl Port {
                 match err.raw_os_error() {
                     Some(libc::EINTR) => continue,
                     Some(libc::EAGAIN) => return Ok(Received::Empty),
-                    _ => return Err(err),
+                    _ => return Err(tap_error(err)),
                 }
             },
             Port::Switch { .. } => Ok(Received::Empty),
         }
+    }
+}
+
+/// A TAP queue fd's I/O error. Once the device is deleted its fds fail with EBADFD, whose text
+/// ("File descriptor in bad state") does not say that.
+fn tap_error(err: io::Error) -> io::Error {
+    match err.raw_os_error() {
+        Some(libc::EBADFD) => io::Error::new(err.kind(), format!("{err}: was the TAP deleted?")),
+        _ => err,
     }
 }
