@@ -384,9 +384,12 @@ impl Switch {
             PortCounters::add(&from.counters.drop_too_big, 1);
             return;
         }
-        if !offload::is_plain(frame.offload()) && offload::check(frame).is_err() {
-            PortCounters::add(&from.counters.drop_bad_offload, 1);
-            return;
+        if !offload::is_plain(frame.offload()) {
+            match offload::check(frame, self.max_frame) {
+                Ok(()) => {}
+                Err(OffloadError::SegmentTooBig { .. }) => return PortCounters::add(&from.counters.drop_too_big, 1),
+                Err(_) => return PortCounters::add(&from.counters.drop_bad_offload, 1),
+            }
         }
         let now = *sender.batch_now.get_or_insert_with(|| self.macs.now_ms());
         let Sender { deliveries, memo, ports, finisher, .. } = sender;

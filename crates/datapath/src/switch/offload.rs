@@ -79,6 +79,9 @@ pub enum OffloadError {
     NotTcp,
     /// gso_size below MIN_SEGMENT_SIZE (one 64 KiB frame would become thousands of tiny ones).
     SegmentSizeTooSmall(u16),
+    /// Segments of `segment` bytes, more than the segment's largest frame: gso_size (or a GSO
+    /// frame's one segment) past the MTU would carry oversized frames to every port.
+    SegmentTooBig { segment: usize, max_frame: usize },
 }
 
 impl fmt::Display for OffloadError {
@@ -90,6 +93,9 @@ impl fmt::Display for OffloadError {
             }
             OffloadError::NotTcp => f.write_str("a GSO frame that is not Ethernet/IP/TCP"),
             OffloadError::SegmentSizeTooSmall(size) => write!(f, "gso_size {size} is below {MIN_SEGMENT_SIZE}"),
+            OffloadError::SegmentTooBig { segment, max_frame } => {
+                write!(f, "GSO segments of {segment} bytes are larger than the {max_frame}-byte frames the segment carries")
+            }
         }
     }
 }
@@ -103,8 +109,9 @@ const TCP_PSH: u8 = 0x08;
 const TCP_CWR: u8 = 0x80;
 
 /// Checks, before `frame` is forwarded anywhere, that its offload requests can be finished here:
-/// a GSO type this switch offers, a checksum inside the frame, Ethernet/IP/TCP headers for GSO.
-pub fn check(frame: &Frame) -> Result<(), OffloadError> {
+/// a GSO type this switch offers, a checksum inside the frame, Ethernet/IP/TCP headers for GSO,
+/// and segments no larger than `max_frame`.
+pub fn check(frame: &Frame, max_frame: usize) -> Result<(), OffloadError> {
     let hdr = frame.offload();
     if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && usize::from(hdr.csum_start) + usize::from(hdr.csum_offset) + 2 > frame.len() {
         return Err(OffloadError::ChecksumOutside { start: hdr.csum_start, offset: hdr.csum_offset, len: frame.len() });
@@ -118,7 +125,12 @@ pub fn check(frame: &Frame) -> Result<(), OffloadError> {
             // Ethernet + 802.1Q tag + IPv6 (or IPv4 with options) + TCP with options.
             let mut headers = [0u8; 18 + 60 + 60];
             let n = frame.copy_out(0, &mut headers);
-            TcpLayout::parse(&headers[..n]).map(|_| ()).ok_or(OffloadError::NotTcp)
+            let layout = TcpLayout::parse(&headers[..n]).ok_or(OffloadError::NotTcp)?;
+            let segment = layout.payload + usize::from(hdr.gso_size).min(frame.len() - layout.payload);
+            if segment > max_frame {
+                return Err(OffloadError::SegmentTooBig { segment, max_frame });
+            }
+            Ok(())
         }
         other => Err(OffloadError::UnsupportedGso(other)),
     }

@@ -2,6 +2,7 @@
 //! and TCP segment must sum to 0xffff with its pseudo-header, and the payloads must join up.
 
 use super::*;
+use crate::switch::MAX_GSO_FRAME;
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
@@ -52,7 +53,7 @@ fn finish_all(bytes: &[u8], hdr: VirtioNetHdr) -> Result<Vec<Vec<u8>>, OffloadEr
     let iov = [iovec(bytes)];
     // SAFETY: `bytes` outlives the frame.
     let frame = unsafe { Frame::with_offload(&iov, hdr) };
-    check(&frame)?;
+    check(&frame, MAX_GSO_FRAME)?;
     let mut out = Vec::new();
     Finisher::default().finish(&frame, &hdr, |piece| out.push(piece.to_vec()))?;
     Ok(out)
@@ -139,6 +140,20 @@ fn requests_that_cannot_be_finished_are_refused_before_forwarding() {
 }
 
 #[test]
+fn segments_larger_than_the_switch_carries_are_refused() {
+    let checked = |payload: usize, mss: u16| {
+        let bytes = tcp_frame(false, &vec![0; payload], 0x18);
+        let iov = [iovec(&bytes)];
+        // SAFETY: `bytes` outlives the frame.
+        check(&unsafe { Frame::with_offload(&iov, gso(false, mss)) }, 1518)
+    };
+    assert_eq!(checked(4000, 1460), Ok(()), "54 + 1460 bytes");
+    assert_eq!(checked(4000, 1465), Err(OffloadError::SegmentTooBig { segment: 1519, max_frame: 1518 }));
+    assert_eq!(checked(4000, 65000), Err(OffloadError::SegmentTooBig { segment: 4054, max_frame: 1518 }), "one oversized segment");
+    assert_eq!(checked(100, 65000), Ok(()), "a short frame with a large gso_size is one small segment");
+}
+
+#[test]
 fn guests_take_what_they_negotiated() {
     use vring::features::*;
     let linux = Accepts::guest((1 << VIRTIO_NET_F_GUEST_CSUM) | (1 << VIRTIO_NET_F_GUEST_TSO4) | (1 << VIRTIO_NET_F_GUEST_TSO6));
@@ -181,10 +196,12 @@ fn through_the_switch_a_port_without_offloads_gets_segments_and_a_bad_request_is
         assert_valid(s);
     });
     send(&mut sender, &tcp_frame(false, &payload, 0x18), gso(false, 0));
+    send(&mut sender, &tcp_frame(false, &payload, 0x18), gso(false, 8948));
     sender.publish(&a);
     let counters: std::collections::HashMap<_, _> = a.counters.snapshot().into_iter().collect();
     assert_eq!(counters["dropBadOffload"], 1);
-    assert_eq!(log.lock().unwrap().len(), 3, "nothing of the bad frame went out");
+    assert_eq!(counters["dropTooBig"], 1, "jumbo segments on a 1500-byte segment");
+    assert_eq!(log.lock().unwrap().len(), 3, "nothing of the bad frames went out");
 }
 
 /// **hostile** input: random headers over random and mutated frames never panic, and whatever
@@ -220,7 +237,7 @@ fn random_requests_and_frames_never_panic() {
         let iov = [iovec(&frame)];
         // SAFETY: `frame` outlives the frame view.
         let view = unsafe { Frame::with_offload(&iov, hdr) };
-        if check(&view).is_ok() {
+        if check(&view, MAX_GSO_FRAME).is_ok() {
             let mut pieces = 0;
             Finisher::default().finish(&view, &hdr, |_| pieces += 1).expect("checked requests finish");
             assert!(pieces >= 1);
