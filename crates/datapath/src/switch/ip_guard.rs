@@ -166,7 +166,9 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
     let source = Ipv6Addr::from(address_bytes(&ip[8..24]));
     let icmp = icmpv6_offset(frame, ip[6]);
     let icmp_type = icmp.and_then(|at| read::<1>(frame, at)).map(|[t]| t);
-    if source.is_unspecified() {
+    // A neighbour advertisement from :: is invalid but Linux still takes it (RFC 4861 §7.1.2 does
+    // not check the source): it claims its target below like any other.
+    if source.is_unspecified() && icmp_type != Some(ICMPV6_NEIGHBOUR_ADVERTISEMENT) {
         return match icmp_type {
             Some(
                 ICMPV6_NEIGHBOUR_SOLICITATION
@@ -184,7 +186,8 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
     };
     // type, code, checksum, reserved/flags (8 bytes), target (16), options.
     let Some(target) = read::<16>(frame, at + 8) else {
-        return Claim::Other;
+        // Cut short: receivers drop it as neighbour discovery, but it is still sent from `source`.
+        return Claim::from(source);
     };
     Claim::Addresses {
         source: source.into(),
@@ -368,7 +371,8 @@ mod tests {
         assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &ndp(135, OWN6, &[]))), Claim::Unaddressed);
         assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &[133, 0, 0, 0, 0, 0, 0, 0])), Claim::Unaddressed);
         assert_eq!(claim(&ipv6(m, unspecified, &[0], 58, &[143, 0, 0, 0, 0, 0, 0, 0])), Claim::Unaddressed);
-        assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &advertisement)), Claim::Other, "advertising from ::");
+        let advertised_from_unspecified = Claim::Addresses { source: unspecified.into(), advertised: Some(OWN6.into()), other_mac: false };
+        assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &advertisement)), advertised_from_unspecified, "advertising from ::");
         assert_eq!(claim(&ipv6(m, unspecified, &[], 17, &[0; 8])), Claim::Other, "UDP from ::");
         assert_eq!(claim(&ipv6(m, unspecified, &[44], 58, &[135; 24])), Claim::Other, "a fragment from ::");
     }
@@ -385,7 +389,7 @@ mod tests {
         let mut version_4 = ipv6(m, OWN6, &[], 17, &[0; 8]);
         version_4[14] = 0x45;
         assert_eq!(claim(&version_4), Claim::Other);
-        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ndp(136, OWN6, &[]))[..70]), Claim::Other, "target cut short");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ndp(136, OWN6, &[]))[..70]), Claim::from(OWN6), "target cut short: still from OWN6");
         let mut short_header = ipv4(m, OWN, 5, 53);
         short_header[14] = 0x44;
         assert_eq!(claim(&short_header), Claim::Other);
@@ -475,7 +479,8 @@ mod tests {
         sw.forward_bytes(&b, &ipv6(mac(2), OWN6, &[], 17, &[0; 8]));
         sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ndp(136, OWN6, &[(2, mac(2))])));
         sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[0, 43, 60], 58, &ndp(136, OWN6, &[])));
-        assert_eq!((count(&c_log), drops_spoofed(&b)), (0, 6));
+        sw.forward_bytes(&b, &ipv6(mac(2), Ipv6Addr::UNSPECIFIED, &[], 58, &ndp(136, OWN6, &[(2, mac(2))])));
+        assert_eq!((count(&c_log), drops_spoofed(&b)), (0, 7));
         // Anything else from b is as free as ever: its own addresses, probes, asking for a's.
         sw.forward_bytes(&b, &arp(mac(2), mac(2), OTHER));
         sw.forward_bytes(&b, &ipv4(mac(2), OTHER, 5, 53));
@@ -484,7 +489,7 @@ mod tests {
         sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ndp(135, OWN6, &[(1, mac(2))])));
         sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ndp(136, OTHER6, &[(2, mac(1))])));
         sw.forward_bytes(&b, &ipv6(mac(2), Ipv6Addr::UNSPECIFIED, &[], 58, &ndp(135, OWN6, &[])));
-        assert_eq!((count(&c_log), drops_spoofed(&b)), (7, 6));
+        assert_eq!((count(&c_log), drops_spoofed(&b)), (7, 7));
     }
 
     #[test]
