@@ -14,7 +14,13 @@ pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_IPV6: u16 = 0x86dd;
 pub const ETH_P_8021Q: u16 = 0x8100;
-const IPPROTO_UDP: u8 = 17;
+pub const IPV6_HLEN: usize = 40;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// IPv6 extension headers walked past to the upper-layer header.
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_DESTINATION_OPTIONS: u8 = 60;
 
 pub struct Frame<'a> {
     segments: &'a [libc::iovec],
@@ -109,6 +115,29 @@ impl<'a> Frame<'a> {
                 (self.copy_out(0, &mut bytes) == N).then_some(bytes)
             }
         }
+    }
+
+    /// `N` frame bytes at `offset`, or None if the frame ends before.
+    pub fn read<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let mut bytes = [0u8; N];
+        (self.copy_out(offset, &mut bytes) == N).then_some(bytes)
+    }
+
+    /// The upper-layer protocol of the IPv6 packet whose header starts at `l3` and where its
+    /// header starts, past the extension headers that may precede it (hop-by-hop options, routing,
+    /// destination options: RFC 8200 §4); a fragment header ends the walk, since what follows it
+    /// may be in another fragment. Each is a multiple of 8 bytes long, so the walk ends within the
+    /// frame: None if the frame ends inside one.
+    pub fn ipv6_upper_layer(&self, l3: usize) -> Option<(u8, usize)> {
+        let [next_header] = self.read::<1>(l3 + 6)?;
+        let mut next = next_header;
+        let mut at = l3 + IPV6_HLEN;
+        while matches!(next, IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DESTINATION_OPTIONS) {
+            let [following, length] = self.read::<2>(at)?;
+            next = following;
+            at += (usize::from(length) + 1) * 8;
+        }
+        Some((next, at))
     }
 
     /// Copies frame bytes from `offset` into `out`; returns how many.

@@ -22,17 +22,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::frame::{EthernetHeader, Frame, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
+use super::frame::{EthernetHeader, Frame, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6, IPV6_HLEN};
 use super::uplink::DHCP_SERVER_PORT;
 use crate::rarp::ETH_P_RARP;
-
-/// IPv6 next-header values walked past to find ICMPv6 (RFC 8200 §4): hop-by-hop options, routing,
-/// destination options; then ICMPv6 itself.
-const IPV6_HOP_BY_HOP: u8 = 0;
-const IPV6_ROUTING: u8 = 43;
-const IPV6_DESTINATION_OPTIONS: u8 = 60;
-const IPPROTO_ICMPV6: u8 = 58;
-const IPV6_HLEN: usize = 40;
 
 /// ICMPv6 types (RFC 4861, RFC 2710, RFC 3810).
 const ICMPV6_MLD_QUERY: u8 = 130;
@@ -164,8 +156,8 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         return Claim::Other;
     }
     let source = Ipv6Addr::from(address_bytes(&ip[8..24]));
-    let icmp = icmpv6_offset(frame, ip[6]);
-    let icmp_type = icmp.and_then(|at| read::<1>(frame, at)).map(|[t]| t);
+    let icmp = icmpv6_offset(frame);
+    let icmp_type = icmp.and_then(|at| frame.read::<1>(at)).map(|[t]| t);
     // A neighbour advertisement from :: is invalid but Linux still takes it (RFC 4861 §7.1.2 does
     // not check the source): it claims its target below like any other.
     if source.is_unspecified() && icmp_type != Some(ICMPV6_NEIGHBOUR_ADVERTISEMENT) {
@@ -185,7 +177,7 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         return Claim::from(source);
     };
     // type, code, checksum, reserved/flags (8 bytes), target (16), options.
-    let Some(target) = read::<16>(frame, at + 8) else {
+    let Some(target) = frame.read::<16>(at + 8) else {
         // Cut short: receivers drop it as neighbour discovery, but it is still sent from `source`.
         return Claim::from(source);
     };
@@ -196,23 +188,13 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
     }
 }
 
-/// Where the ICMPv6 header starts, past the extension headers that may precede it (each a
-/// multiple of 8 bytes long, so the walk ends within the frame); None if the packet is not ICMPv6
+/// Where the ICMPv6 header starts, past any extension headers; None if the packet is not ICMPv6
 /// (or is a fragment, whose later part cannot be seen here; receivers drop fragmented neighbour
 /// discovery, RFC 6980).
-fn icmpv6_offset(frame: &Frame, next_header: u8) -> Option<usize> {
-    let mut next = next_header;
-    let mut at = ETH_HLEN + IPV6_HLEN;
-    loop {
-        match next {
-            IPPROTO_ICMPV6 => return Some(at),
-            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DESTINATION_OPTIONS => {
-                let [following, length] = read::<2>(frame, at)?;
-                next = following;
-                at += (usize::from(length) + 1) * 8;
-            }
-            _ => return None,
-        }
+fn icmpv6_offset(frame: &Frame) -> Option<usize> {
+    match frame.ipv6_upper_layer(ETH_HLEN)? {
+        (IPPROTO_ICMPV6, at) => Some(at),
+        _ => None,
     }
 }
 
@@ -221,14 +203,14 @@ fn icmpv6_offset(frame: &Frame, next_header: u8) -> Option<usize> {
 /// as naming another MAC).
 fn link_layer_options_name(frame: &Frame, mut at: usize, mac: [u8; 6]) -> bool {
     while at < frame.len() {
-        let Some([kind, length]) = read::<2>(frame, at) else {
+        let Some([kind, length]) = frame.read::<2>(at) else {
             return false;
         };
         if length == 0 {
             return false;
         }
         if kind == NDP_SOURCE_LINK_LAYER || kind == NDP_TARGET_LINK_LAYER {
-            match read::<8>(frame, at) {
+            match frame.read::<8>(at) {
                 Some(option) if length == 1 && option[2..] == mac => {}
                 _ => return false,
             }
@@ -236,12 +218,6 @@ fn link_layer_options_name(frame: &Frame, mut at: usize, mac: [u8; 6]) -> bool {
         at += usize::from(length) * 8;
     }
     true
-}
-
-/// `N` frame bytes at `offset`, or None if the frame ends before.
-fn read<const N: usize>(frame: &Frame, offset: usize) -> Option<[u8; N]> {
-    let mut bytes = [0u8; N];
-    (frame.copy_out(offset, &mut bytes) == N).then_some(bytes)
 }
 
 fn address_bytes(bytes: &[u8]) -> [u8; 16] {

@@ -18,7 +18,7 @@ use vring::net_hdr::{
 };
 use vring::VirtioNetHdr;
 
-use super::frame::{Frame, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6};
+use super::frame::{Frame, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6};
 
 /// Which offloaded frames a destination takes as they are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,6 +75,9 @@ pub enum OffloadError {
     UnsupportedGso(u8),
     /// csum_start/csum_offset point outside the frame.
     ChecksumOutside { start: u16, offset: u16, len: usize },
+    /// The checksum would be written where no stack puts one: not past the IP headers and the
+    /// ports of a TCP/UDP-like header (see `checksum_field_allowed`).
+    ChecksumOverHeaders { start: u16, offset: u16 },
     /// A GSO frame that is not Ethernet + IPv4/IPv6 (no extension headers) + TCP, or too short.
     NotTcp,
     /// gso_size below MIN_SEGMENT_SIZE (one 64 KiB frame would become thousands of tiny ones).
@@ -90,6 +93,9 @@ impl fmt::Display for OffloadError {
             OffloadError::UnsupportedGso(t) => write!(f, "GSO type {t} is not offered"),
             OffloadError::ChecksumOutside { start, offset, len } => {
                 write!(f, "checksum at {start}+{offset} is outside the {len}-byte frame")
+            }
+            OffloadError::ChecksumOverHeaders { start, offset } => {
+                write!(f, "checksum at {start}+{offset} would overwrite the Ethernet, IP or ICMPv6 headers")
             }
             OffloadError::NotTcp => f.write_str("a GSO frame that is not Ethernet/IP/TCP"),
             OffloadError::SegmentSizeTooSmall(size) => write!(f, "gso_size {size} is below {MIN_SEGMENT_SIZE}"),
@@ -113,8 +119,15 @@ const TCP_CWR: u8 = 0x80;
 /// and segments no larger than `max_frame`.
 pub fn check(frame: &Frame, max_frame: usize) -> Result<(), OffloadError> {
     let hdr = frame.offload();
-    if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 && usize::from(hdr.csum_start) + usize::from(hdr.csum_offset) + 2 > frame.len() {
-        return Err(OffloadError::ChecksumOutside { start: hdr.csum_start, offset: hdr.csum_offset, len: frame.len() });
+    if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
+        let (start, offset) = (hdr.csum_start, hdr.csum_offset);
+        let at = usize::from(start) + usize::from(offset);
+        if at + 2 > frame.len() {
+            return Err(OffloadError::ChecksumOutside { start, offset, len: frame.len() });
+        }
+        if !checksum_field_allowed(frame, at) {
+            return Err(OffloadError::ChecksumOverHeaders { start, offset });
+        }
     }
     match hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN {
         VIRTIO_NET_HDR_GSO_NONE => Ok(()),
@@ -134,6 +147,35 @@ pub fn check(frame: &Frame, max_frame: usize) -> Result<(), OffloadError> {
         }
         other => Err(OffloadError::UnsupportedGso(other)),
     }
+}
+
+/// Whether a checksum may be written at `at`: past the IP headers of an IPv4 or IPv6 packet
+/// (untagged or behind one 802.1Q tag) and past the first 4 bytes of what follows them (TCP's
+/// and UDP's ports), and not into ICMPv6. That is where a stack puts a TCP or UDP checksum, also
+/// an inner one of a tunnel; Linux computes ICMP and ICMPv6 checksums itself.
+///
+/// Why: the checksum is computed over bytes the guest chose, so the guest chooses its value too.
+/// Written into a MAC, an IP source, an ARP field, an IPv6 extension header or a neighbour
+/// discovery message, it would rewrite what port security (`ip_guard`) checked, after the check,
+/// here (for ports that do not take NEEDS_CSUM) or in the kernel or NIC behind a TAP.
+fn checksum_field_allowed(frame: &Frame, at: usize) -> bool {
+    let Some(eth) = frame.ethernet() else { return false };
+    let (ether_type, l3) = match eth.ether_type {
+        ETH_P_8021Q => match frame.read::<2>(16) {
+            Some(inner) => (u16::from_be_bytes(inner), 18),
+            None => return false,
+        },
+        other => (other, 14),
+    };
+    let transport = match ether_type {
+        ETH_P_IP => frame.read::<1>(l3).and_then(|[v]| (v >> 4 == 4 && v & 0x0f >= 5).then(|| l3 + usize::from(v & 0x0f) * 4)),
+        ETH_P_IPV6 => match frame.ipv6_upper_layer(l3) {
+            Some((IPPROTO_ICMPV6, _)) | None => None,
+            Some((_, at)) => Some(at),
+        },
+        _ => None,
+    };
+    transport.is_some_and(|transport| at >= transport + 4)
 }
 
 /// Finishes offloaded frames in software, reusing its buffers from frame to frame.

@@ -139,6 +139,42 @@ fn requests_that_cannot_be_finished_are_refused_before_forwarding() {
     assert_eq!(finish_all(&frame[..40], no_csum), Err(OffloadError::NotTcp), "cut inside the TCP header");
 }
 
+/// **hostile**: a checksum goes where a stack puts TCP's or UDP's, never over the headers port
+/// security checked (the guest chooses its value by choosing the bytes it sums).
+#[test]
+fn a_checksum_is_written_only_past_the_ip_headers_and_ports() {
+    let at = |bytes: &[u8], start: u16, offset: u16| {
+        let iov = [iovec(bytes)];
+        let hdr = VirtioNetHdr { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csum_start: start, csum_offset: offset, ..Default::default() };
+        // SAFETY: `bytes` outlives the frame.
+        check(&unsafe { Frame::with_offload(&iov, hdr) }, MAX_GSO_FRAME)
+    };
+    let refused = |start, offset| Err(OffloadError::ChecksumOverHeaders { start, offset });
+    let (v4, v6) = (tcp_frame(false, &[0; 40], 0x18), tcp_frame(true, &[0; 40], 0x18));
+    assert_eq!(at(&v4, 34, 16), Ok(()), "TCP over IPv4");
+    assert_eq!(at(&v4, 34, 6), Ok(()), "where UDP's goes");
+    assert_eq!(at(&v6, 54, 16), Ok(()), "TCP over IPv6");
+    assert_eq!(at(&v4, 0, 6), refused(0, 6), "into the source MAC");
+    assert_eq!(at(&v4, 14, 12), refused(14, 12), "into the IPv4 source");
+    assert_eq!(at(&v4, 34, 2), refused(34, 2), "into the destination port");
+    assert_eq!(at(&v6, 14, 8), refused(14, 8), "into the IPv6 source");
+    let mut tagged = v4.clone();
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+    assert_eq!(at(&tagged, 38, 16), Ok(()), "TCP behind an 802.1Q tag");
+    assert_eq!(at(&tagged, 18, 12), refused(18, 12), "the tagged packet's IPv4 source");
+    let mut behind_options = v6.clone();
+    behind_options[20] = 60; // destination options (8 bytes), then TCP
+    behind_options.splice(54..54, [IPPROTO_TCP, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(at(&behind_options, 62, 16), Ok(()), "TCP behind an extension header");
+    assert_eq!(at(&behind_options, 54, 0), refused(54, 0), "into the extension header");
+    let mut icmpv6 = v6.clone();
+    icmpv6[20] = 58;
+    assert_eq!(at(&icmpv6, 54, 16), refused(54, 16), "into ICMPv6 (a neighbour advertisement's target)");
+    let mut arp = v4.clone();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    assert_eq!(at(&arp, 34, 16), refused(34, 16), "ARP has no checksum");
+}
+
 #[test]
 fn segments_larger_than_the_switch_carries_are_refused() {
     let checked = |payload: usize, mss: u16| {
