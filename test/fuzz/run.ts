@@ -2,7 +2,8 @@
  * `npm run fuzz -- --seconds N [--seed S] [--only TARGET] [--case SEED]`: the long fuzz run.
  * Targets, sharing the time budget: the message decoder, the session state machine on the
  * recording data plane, the session on the real Rust data plane (a TAP of its own: needs root or
- * CAP_NET_ADMIN), and the vring fuzz tests (cargo, release build; compile time not counted).
+ * CAP_NET_ADMIN), and two cargo fuzz tests (release build; compile time not counted): the ring
+ * core against hostile drivers (`vring`) and the switch against hostile frames (`switch`).
  *
  * Each target runs in a child process that records the seed of the case it is running, so that a
  * crash (SIGBUS, SIGSEGV on a guard page, an abort in the addon) is reported with the seed of the
@@ -20,10 +21,15 @@ import { decoderCase } from './decoder-fuzz.ts';
 import { NativeSessionFuzzer, recordingSessionCase } from './session-fuzz.ts';
 import { formatSeed } from './rng.ts';
 
-const TARGETS = ['decoder', 'session', 'session-native', 'vring'] as const;
+const TARGETS = ['decoder', 'session', 'session-native', 'vring', 'switch'] as const;
 type Target = (typeof TARGETS)[number];
 /** Share of the budget each target gets when all run. */
-const SHARE: Record<Target, number> = { decoder: 0.2, session: 0.25, 'session-native': 0.25, vring: 0.3 };
+const SHARE: Record<Target, number> = { decoder: 0.15, session: 0.2, 'session-native': 0.2, vring: 0.3, switch: 0.15 };
+/** The cargo targets: package and test file. */
+const CARGO_FUZZ: Partial<Record<Target, { crate: string; test: string }>> = {
+  vring: { crate: 'vring', test: 'fuzz' },
+  switch: { crate: 'datapath', test: 'switch_fuzz' },
+};
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 
@@ -103,13 +109,13 @@ function spawnTarget(target: Target, options: Options, seconds: number): boolean
   }
 }
 
-/** The vring fuzz tests for the budget (or one case); they print their own seeds. */
-function runVring(options: Options, seconds: number): boolean {
-  const env: NodeJS.ProcessEnv = { ...process.env, VRING_FUZZ_SEED: formatSeed(options.seed) };
-  if (options.caseSeed !== undefined) env.VRING_FUZZ_CASE = formatSeed(options.caseSeed);
-  else env.VRING_FUZZ_SECONDS = String(Math.max(1, Math.round(seconds)));
-  const cargo = spawnSync('scripts/cargo-env.sh', ['cargo', 'test', '--release', '-p', 'vring', '--test', 'fuzz', '--', '--nocapture'], { cwd: ROOT, env, stdio: 'inherit' });
-  console.log(cargo.status === 0 ? 'vring: no failure' : `vring: FAILED (the case seed is printed above; replay: npm run fuzz -- --only vring --case SEED)`);
+/** A cargo fuzz test for the budget (or one case); it prints its own seeds (vring::fuzz_cases). */
+function runCargoFuzz(target: Target, { crate, test }: { crate: string; test: string }, options: Options, seconds: number): boolean {
+  const env: NodeJS.ProcessEnv = { ...process.env, FUZZ_SEED: formatSeed(options.seed) };
+  if (options.caseSeed !== undefined) env.FUZZ_CASE = formatSeed(options.caseSeed);
+  else env.FUZZ_SECONDS = String(Math.max(1, Math.round(seconds)));
+  const cargo = spawnSync('scripts/cargo-env.sh', ['cargo', 'test', '--release', '-p', crate, '--test', test, '--', '--nocapture'], { cwd: ROOT, env, stdio: 'inherit' });
+  console.log(cargo.status === 0 ? `${target}: no failure` : `${target}: FAILED (the case seed is printed above; replay: npm run fuzz -- --only ${target} --case SEED)`);
   return cargo.status === 0;
 }
 
@@ -126,7 +132,8 @@ async function main(): Promise<number> {
   let clean = true;
   for (const target of targets) {
     const seconds = (options.seconds * SHARE[target]) / total;
-    const ok = target === 'vring' ? runVring(options, seconds) : spawnTarget(target, options, seconds);
+    const cargo = CARGO_FUZZ[target];
+    const ok = cargo ? runCargoFuzz(target, cargo, options, seconds) : spawnTarget(target, options, seconds);
     clean &&= ok;
   }
   return clean ? 0 : 1;

@@ -2,12 +2,13 @@
 //! virtqueues, descriptor chains, notification suppression, the dirty-page log, the virtio-net header and
 //! feature bits.
 //! Pure Rust (no Node-API); `mock` and `mock_packed` are driver-side test harnesses other crates'
-//! tests use too.
+//! tests use too, and `fuzz_cases` runs the fuzz tests' seeded cases.
 
 pub mod desc;
 pub mod dirty_log;
 pub mod error;
 pub mod features;
+pub mod fuzz_cases;
 pub mod memory;
 pub mod mmap;
 pub mod mock;
