@@ -396,6 +396,20 @@ fn check_from_locked(spec: &PortSpec, bytes: &[u8]) {
         }
         ETH_P_IPV6 => {
             assert!(bytes.len() >= 54 && bytes[14] >> 4 == 6, "malformed IPv6 from a locked port");
+            let neighbour_discovery = bytes[20] == IPPROTO_ICMPV6 && bytes.len() >= 78 && matches!(bytes[54], 135 | 136);
+            if neighbour_discovery {
+                // Its link-layer address options (source, target) name the frame's own MAC.
+                let mut at = 78;
+                while at + 2 <= bytes.len() {
+                    let (kind, units) = (bytes[at], usize::from(bytes[at + 1]));
+                    assert!(units > 0, "a zero-length NDP option from a locked port");
+                    if kind == 1 || kind == 2 {
+                        let option = bytes.get(at + 2..at + 8).expect("a link-layer address option cut short");
+                        assert_eq!((units, option), (1, &bytes[6..12]), "NDP naming another MAC from a locked port");
+                    }
+                    at += 8 * units;
+                }
+            }
         }
         ETH_P_RARP => {}
         other => panic!("EtherType {other:#06x} from a locked port"),
