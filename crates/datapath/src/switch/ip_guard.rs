@@ -161,15 +161,18 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
     // A neighbour advertisement from :: is invalid but Linux still takes it (RFC 4861 §7.1.2 does
     // not check the source): it claims its target below like any other.
     if source.is_unspecified() && icmp_type != Some(ICMPV6_NEIGHBOUR_ADVERTISEMENT) {
-        return match icmp_type {
-            Some(
+        return match (icmp, icmp_type) {
+            // Duplicate address detection, held to the same link-layer options rule as any
+            // solicitation (a valid one has none).
+            (Some(at), Some(ICMPV6_NEIGHBOUR_SOLICITATION)) if !link_layer_options_name(frame, at + 24, eth.src) => Claim::Other,
+            (_, Some(
                 ICMPV6_NEIGHBOUR_SOLICITATION
                 | ICMPV6_ROUTER_SOLICITATION
                 | ICMPV6_MLD_QUERY
                 | ICMPV6_MLD_REPORT
                 | ICMPV6_MLD_DONE
                 | ICMPV6_MLD2_REPORT,
-            ) => Claim::Unaddressed,
+            )) => Claim::Unaddressed,
             _ => Claim::Other,
         };
     }
@@ -345,6 +348,7 @@ mod tests {
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &zero_length_option)), advertises(true), "an invalid option");
         // Before it has an address: duplicate address detection, router solicitation, MLD.
         assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &ndp(135, OWN6, &[]))), Claim::Unaddressed);
+        assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &ndp(135, OWN6, &[(2, mac(2))]))), Claim::Other, "DAD naming another MAC");
         assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &[133, 0, 0, 0, 0, 0, 0, 0])), Claim::Unaddressed);
         assert_eq!(claim(&ipv6(m, unspecified, &[0], 58, &[143, 0, 0, 0, 0, 0, 0, 0])), Claim::Unaddressed);
         let advertised_from_unspecified = Claim::Addresses { source: unspecified.into(), advertised: Some(OWN6.into()), other_mac: false };
