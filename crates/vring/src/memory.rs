@@ -321,8 +321,20 @@ impl GuestMemory {
     }
 
     /// Checks, as `check_range`, that `[gpa, gpa + len)` is guest memory; returns its host
-    /// address if one region holds it all, None if it spans adjacent regions.
+    /// address if one region holds it all, None if it spans adjacent regions. Inlined: every
+    /// descriptor of every frame comes here, and one region nearly always holds its buffer.
+    #[inline(always)]
     pub fn locate(&self, gpa: u64, len: u64) -> Result<Option<*mut u8>, MemoryError> {
+        match self.region_of(gpa).and_then(|r| r.host_range(gpa, len)) {
+            Some(host) => Ok(Some(host)),
+            None => self.locate_across(gpa, len),
+        }
+    }
+
+    /// `locate` for a range not inside one region.
+    #[cold]
+    #[inline(never)]
+    fn locate_across(&self, gpa: u64, len: u64) -> Result<Option<*mut u8>, MemoryError> {
         let (mut first, mut count) = (ptr::null_mut(), 0);
         self.for_each_segment(gpa, len, |host, _| {
             if count == 0 {
