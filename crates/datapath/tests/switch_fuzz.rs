@@ -186,7 +186,9 @@ fn ipv4(rng: &mut XorShift64, source: [u8; 4], protocol: u8, destination_port: u
     let mut packet = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, protocol, 0, 0];
     packet.extend_from_slice(&source);
     packet.extend_from_slice(&random_ipv4(rng));
-    packet.extend_from_slice(&(rng.next_u64() as u16).to_be_bytes());
+    let any_port = rng.next_u64() as u16;
+    let source_port = pick(rng, &[DHCP_SERVER_PORT, 68, any_port]);
+    packet.extend_from_slice(&source_port.to_be_bytes());
     packet.extend_from_slice(&destination_port.to_be_bytes());
     if protocol == IPPROTO_TCP {
         packet.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
@@ -221,7 +223,7 @@ fn ipv6(rng: &mut XorShift64, source: [u8; 16], frame_source: Mac) -> Vec<u8> {
     }
     let mut upper = Vec::new();
     if last == IPPROTO_ICMPV6 {
-        let icmp_type = pick(rng, &[133, 135, 136, 136, 131, 143, 128]);
+        let icmp_type = pick(rng, &[133, 134, 135, 136, 136, 131, 143, 128]);
         upper.extend_from_slice(&[icmp_type, 0, 0, 0, 0x60, 0, 0, 0]);
         upper.extend_from_slice(&random_ipv6(rng));
         for _ in 0..rng.below(3) {
@@ -237,7 +239,10 @@ fn ipv6(rng: &mut XorShift64, source: [u8; 16], frame_source: Mac) -> Vec<u8> {
             }
         }
     } else {
-        let n = 8 + rng.below(64) as usize;
+        // 547 → 546 (a DHCPv6 server), back, or other ports.
+        let ports = pick(rng, &[[0x02, 0x23, 0x02, 0x22], [0x02, 0x22, 0x02, 0x23], [0, 80, 0x30, 0x39]]);
+        upper.extend_from_slice(&ports);
+        let n = 4 + rng.below(64) as usize;
         upper.extend(random_bytes(rng, n));
     }
     let first = chain.first().copied().unwrap_or(last);
@@ -384,8 +389,11 @@ fn check_from_locked(spec: &PortSpec, bytes: &[u8]) {
     match ether_type(bytes) {
         ETH_P_IP => {
             assert!(bytes.len() >= 34 && bytes[14] >> 4 == 4 && bytes[14] & 0xf >= 5, "malformed IPv4 from a locked port");
+            let udp = 14 + 4 * usize::from(bytes[14] & 0xf);
+            let source_port = bytes.get(udp..udp + 2);
+            let from_server_port = bytes[23] == IPPROTO_UDP && source_port == Some(&DHCP_SERVER_PORT.to_be_bytes()[..]);
+            assert!(!from_server_port || ipv4_at(bytes, 26).is_unspecified(), "a DHCP server's message from a locked port");
             if ipv4_at(bytes, 26).is_unspecified() {
-                let udp = 14 + 4 * usize::from(bytes[14] & 0xf);
                 assert_eq!(bytes[23], IPPROTO_UDP, "IPv4 from 0.0.0.0 that is not UDP");
                 assert_eq!(bytes[udp + 2..udp + 4], DHCP_SERVER_PORT.to_be_bytes(), "IPv4 from 0.0.0.0 not to a DHCP server");
             }
@@ -396,6 +404,8 @@ fn check_from_locked(spec: &PortSpec, bytes: &[u8]) {
         }
         ETH_P_IPV6 => {
             assert!(bytes.len() >= 54 && bytes[14] >> 4 == 6, "malformed IPv6 from a locked port");
+            assert!(!(bytes[20] == IPPROTO_ICMPV6 && bytes.get(54) == Some(&134)), "a router advertisement from a locked port");
+            assert!(!(bytes[20] == IPPROTO_UDP && bytes.get(54..56) == Some(&[0x02, 0x23][..])), "a DHCPv6 server's message from a locked port");
             let neighbour_discovery = bytes[20] == IPPROTO_ICMPV6 && bytes.len() >= 78 && matches!(bytes[54], 135 | 136);
             if neighbour_discovery {
                 // Its link-layer address options (source, target) name the frame's own MAC.

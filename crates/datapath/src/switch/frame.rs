@@ -92,16 +92,16 @@ impl<'a> Frame<'a> {
         })
     }
 
-    /// The destination port of an untagged IPv4 UDP frame (IPv4 options skipped), if it is one: a
-    /// filter (the fragment offset is not looked at).
-    pub fn ipv4_udp_destination_port(&self) -> Option<u16> {
+    /// The source and destination ports of an untagged IPv4 UDP frame (IPv4 options skipped), if
+    /// it is one: a filter (the fragment offset is not looked at).
+    pub fn ipv4_udp_ports(&self) -> Option<(u16, u16)> {
         let mut ip = [0u8; 20];
         if self.copy_out(ETH_HLEN, &mut ip) < ip.len() || ip[0] >> 4 != 4 || ip[0] & 0x0f < 5 || ip[9] != IPPROTO_UDP {
             return None;
         }
-        let mut udp = [0u8; 4];
         let header_len = usize::from(ip[0] & 0x0f) * 4;
-        (self.copy_out(ETH_HLEN + header_len, &mut udp) == udp.len()).then(|| u16::from_be_bytes([udp[2], udp[3]]))
+        let udp = self.read::<4>(ETH_HLEN + header_len)?;
+        Some((u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([udp[2], udp[3]])))
     }
 
     /// The first N bytes, or None if the frame is shorter. Usually the first segment holds them:

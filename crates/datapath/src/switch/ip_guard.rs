@@ -12,25 +12,31 @@
 //!   solicitation or advertisement only with its own MAC in its link-layer address options, and
 //!   an advertisement only for one of its addresses;
 //! - RARP (a migrated guest's announcement, which claims no address);
-//! - nothing else (no VLAN-tagged frame, whose inner packet would go unchecked).
+//! - nothing else (no VLAN-tagged frame, whose inner packet would go unchecked);
+//! - and, from its own addresses too, nothing only a server or router sends: no DHCP server's
+//!   message (UDP from port 67), no DHCPv6 server's or relay's (UDP from port 547), no IPv6
+//!   router advertisement. A guest that answered its neighbours' DHCP or router solicitations
+//!   would set their addresses, gateway and DNS server; a router's port cannot be locked to its
+//!   addresses anyway, since it forwards packets from others.
 //!
 //! Any other port may send anything but IPv4, IPv6 or ARP from an address locked to a port or
 //! reserved, or a neighbour advertisement for one.
-//!
-//! Addresses are claimed, not roles: a locked guest may still answer DHCP or send IPv6 router
-//! advertisements, as any guest may.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::frame::{EthernetHeader, Frame, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6, IPV6_HLEN};
+use super::frame::{EthernetHeader, Frame, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6, IPPROTO_UDP, IPV6_HLEN};
 use super::uplink::DHCP_SERVER_PORT;
 use crate::rarp::ETH_P_RARP;
+
+/// The UDP port DHCPv6 servers and relays send from (RFC 8415 §7.2).
+const DHCPV6_SERVER_PORT: u16 = 547;
 
 /// ICMPv6 types (RFC 4861, RFC 2710, RFC 3810).
 const ICMPV6_MLD_QUERY: u8 = 130;
 const ICMPV6_MLD_REPORT: u8 = 131;
 const ICMPV6_MLD_DONE: u8 = 132;
 const ICMPV6_ROUTER_SOLICITATION: u8 = 133;
+const ICMPV6_ROUTER_ADVERTISEMENT: u8 = 134;
 const ICMPV6_NEIGHBOUR_SOLICITATION: u8 = 135;
 const ICMPV6_NEIGHBOUR_ADVERTISEMENT: u8 = 136;
 const ICMPV6_MLD2_REPORT: u8 = 143;
@@ -80,9 +86,9 @@ pub enum Claim {
     /// Sent from `source` (an IPv4 or IPv6 packet's source, an ARP packet's sender), and for an
     /// IPv6 neighbour advertisement also claiming `advertised`. `other_mac`: a link-layer address
     /// in the packet (ARP's sender hardware address, an NDP link-layer address option) is not the
-    /// frame's source MAC; a locked port may not send that, and from any other port the addresses
-    /// are still claimed.
-    Addresses { source: IpKey, advertised: Option<IpKey>, other_mac: bool },
+    /// frame's source MAC. `serves`: a DHCP or DHCPv6 server's message or a router advertisement.
+    /// A locked port may send neither; from any other port the addresses are still claimed.
+    Addresses { source: IpKey, advertised: Option<IpKey>, other_mac: bool, serves: bool },
     /// What a station without an address sends: an ARP probe, a DHCP client's packet from
     /// 0.0.0.0, ICMPv6 from ::, a RARP announcement.
     Unaddressed,
@@ -106,7 +112,7 @@ impl Claim {
     }
 
     fn from(source: impl Into<IpKey>) -> Claim {
-        Claim::Addresses { source: source.into(), advertised: None, other_mac: false }
+        Claim::Addresses { source: source.into(), advertised: None, other_mac: false, serves: false }
     }
 }
 
@@ -120,10 +126,26 @@ fn ipv4_claim(frame: &Frame) -> Claim {
         return Claim::Other;
     }
     match Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]) {
-        source if !source.is_unspecified() => Claim::from(source),
-        _ if frame.ipv4_udp_destination_port() == Some(DHCP_SERVER_PORT) => Claim::Unaddressed,
+        source if !source.is_unspecified() => {
+            let serves = ip[9] == IPPROTO_UDP && ipv4_udp_source_port(frame, ip[0]) == Some(DHCP_SERVER_PORT);
+            Claim::Addresses { source: source.into(), advertised: None, other_mac: false, serves }
+        }
+        _ if matches!(frame.ipv4_udp_ports(), Some((_, DHCP_SERVER_PORT))) => Claim::Unaddressed,
         _ => Claim::Other,
     }
+}
+
+/// The UDP source port of an IPv4 packet whose first byte (version, header length) is
+/// `version_ihl`. Without IP options (nearly always) a read from the first segment, as for the
+/// header itself: a locked port's every UDP frame comes here.
+#[inline(always)]
+fn ipv4_udp_source_port(frame: &Frame, version_ihl: u8) -> Option<u16> {
+    let udp = ETH_HLEN + usize::from(version_ihl & 0x0f) * 4;
+    let port = match udp {
+        34 => frame.prefix::<36>().map(|h| [h[34], h[35]]),
+        _ => frame.read::<2>(udp),
+    };
+    port.map(u16::from_be_bytes)
 }
 
 /// ARP for Ethernet and IPv4 (RFC 826): htype 1, ptype 0x0800, hlen 6, plen 4, then op, sha,
@@ -138,7 +160,7 @@ fn arp_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         return Claim::Other;
     }
     match Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]) {
-        sender if arp[8..14] != eth.src => Claim::Addresses { source: sender.into(), advertised: None, other_mac: true },
+        sender if arp[8..14] != eth.src => Claim::Addresses { source: sender.into(), advertised: None, other_mac: true, serves: false },
         sender if sender.is_unspecified() => Claim::Unaddressed,
         sender => Claim::from(sender),
     }
@@ -156,7 +178,11 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         return Claim::Other;
     }
     let source = Ipv6Addr::from(address_bytes(&ip[8..24]));
-    let icmp = icmpv6_offset(frame);
+    let upper = frame.ipv6_upper_layer(ETH_HLEN);
+    let icmp = match upper {
+        Some((IPPROTO_ICMPV6, at)) => Some(at),
+        _ => None,
+    };
     let icmp_type = icmp.and_then(|at| frame.read::<1>(at)).map(|[t]| t);
     // A neighbour advertisement from :: is invalid but Linux still takes it (RFC 4861 §7.1.2 does
     // not check the source): it claims its target below like any other.
@@ -177,7 +203,11 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         };
     }
     let (Some(at), Some(ICMPV6_NEIGHBOUR_SOLICITATION | ICMPV6_NEIGHBOUR_ADVERTISEMENT)) = (icmp, icmp_type) else {
-        return Claim::from(source);
+        let serves = match upper {
+            Some((IPPROTO_UDP, at)) => frame.read::<2>(at) == Some(DHCPV6_SERVER_PORT.to_be_bytes()),
+            _ => icmp_type == Some(ICMPV6_ROUTER_ADVERTISEMENT),
+        };
+        return Claim::Addresses { source: source.into(), advertised: None, other_mac: false, serves };
     };
     // type, code, checksum, reserved/flags (8 bytes), target (16), options.
     let Some(target) = frame.read::<16>(at + 8) else {
@@ -188,16 +218,7 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         source: source.into(),
         advertised: (icmp_type == Some(ICMPV6_NEIGHBOUR_ADVERTISEMENT)).then(|| Ipv6Addr::from(target).into()),
         other_mac: !link_layer_options_name(frame, at + 24, eth.src),
-    }
-}
-
-/// Where the ICMPv6 header starts, past any extension headers; None if the packet is not ICMPv6
-/// (or is a fragment, whose later part cannot be seen here; receivers drop fragmented neighbour
-/// discovery, RFC 6980).
-fn icmpv6_offset(frame: &Frame) -> Option<usize> {
-    match frame.ipv6_upper_layer(ETH_HLEN)? {
-        (IPPROTO_ICMPV6, at) => Some(at),
-        _ => None,
+        serves: false,
     }
 }
 
@@ -322,7 +343,7 @@ mod tests {
         assert_eq!(claim(&ipv4(m, Ipv4Addr::UNSPECIFIED, 5, 53)), Claim::Other, "0.0.0.0 to anything but DHCP");
         assert_eq!(claim(&arp(m, m, OWN)), Claim::from(OWN));
         assert_eq!(claim(&arp(m, m, Ipv4Addr::UNSPECIFIED)), Claim::Unaddressed, "an ARP probe");
-        assert_eq!(claim(&arp(m, mac(2), OWN)), Claim::Addresses { source: OWN.into(), advertised: None, other_mac: true });
+        assert_eq!(claim(&arp(m, mac(2), OWN)), Claim::Addresses { source: OWN.into(), advertised: None, other_mac: true, serves: false });
         assert_eq!(claim(&ethernet(m, ETH_P_RARP, &[0; 28])), Claim::Unaddressed);
         assert_eq!(claim(&ethernet(m, 0x8100, &[0; 40])), Claim::Other, "a VLAN tag");
     }
@@ -336,13 +357,13 @@ mod tests {
         let solicitation = ndp(135, OTHER6, &[(1, m)]);
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &solicitation)), Claim::from(OWN6), "asking for another's address claims none");
         let advertisement = ndp(136, OWN6, &[(2, m)]);
-        let advertises = |other_mac| Claim::Addresses { source: OWN6.into(), advertised: Some(OWN6.into()), other_mac };
+        let advertises = |other_mac| Claim::Addresses { source: OWN6.into(), advertised: Some(OWN6.into()), other_mac, serves: false };
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &advertisement)), advertises(false));
         assert_eq!(claim(&ipv6(m, OWN6, &[60], 58, &advertisement)), advertises(false), "behind destination options");
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ndp(136, OWN6, &[(2, mac(2))]))), advertises(true), "another MAC");
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ndp(136, OWN6, &[]))), advertises(false), "no option");
         let solicitation_from_other_mac = ipv6(m, OWN6, &[], 58, &ndp(135, OTHER6, &[(1, mac(2))]));
-        assert_eq!(claim(&solicitation_from_other_mac), Claim::Addresses { source: OWN6.into(), advertised: None, other_mac: true });
+        assert_eq!(claim(&solicitation_from_other_mac), Claim::Addresses { source: OWN6.into(), advertised: None, other_mac: true, serves: false });
         let mut zero_length_option = ndp(136, OWN6, &[(2, m)]);
         zero_length_option[25] = 0;
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &zero_length_option)), advertises(true), "an invalid option");
@@ -351,7 +372,7 @@ mod tests {
         assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &ndp(135, OWN6, &[(2, mac(2))]))), Claim::Other, "DAD naming another MAC");
         assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &[133, 0, 0, 0, 0, 0, 0, 0])), Claim::Unaddressed);
         assert_eq!(claim(&ipv6(m, unspecified, &[0], 58, &[143, 0, 0, 0, 0, 0, 0, 0])), Claim::Unaddressed);
-        let advertised_from_unspecified = Claim::Addresses { source: unspecified.into(), advertised: Some(OWN6.into()), other_mac: false };
+        let advertised_from_unspecified = Claim::Addresses { source: unspecified.into(), advertised: Some(OWN6.into()), other_mac: false, serves: false };
         assert_eq!(claim(&ipv6(m, unspecified, &[], 58, &advertisement)), advertised_from_unspecified, "advertising from ::");
         assert_eq!(claim(&ipv6(m, unspecified, &[], 17, &[0; 8])), Claim::Other, "UDP from ::");
         assert_eq!(claim(&ipv6(m, unspecified, &[44], 58, &[135; 24])), Claim::Other, "a fragment from ::");
@@ -401,11 +422,38 @@ mod tests {
         for piece in [1, 7, 15, 17] {
             assert_eq!(claim_in_pieces(&ipv4(m, OWN, 5, 53), piece), Claim::from(OWN));
             assert_eq!(claim_in_pieces(&ipv4(m, Ipv4Addr::UNSPECIFIED, 6, DHCP_SERVER_PORT), piece), Claim::Unaddressed);
-            assert_eq!(claim_in_pieces(&arp(m, mac(2), OWN), piece), Claim::Addresses { source: OWN.into(), advertised: None, other_mac: true });
+            assert_eq!(claim_in_pieces(&arp(m, mac(2), OWN), piece), Claim::Addresses { source: OWN.into(), advertised: None, other_mac: true, serves: false });
             let advertisement = ipv6(m, OWN6, &[60], 58, &ndp(136, OWN6, &[(2, mac(2))]));
-            let advertises = Claim::Addresses { source: OWN6.into(), advertised: Some(OWN6.into()), other_mac: true };
+            let advertises = Claim::Addresses { source: OWN6.into(), advertised: Some(OWN6.into()), other_mac: true, serves: false };
             assert_eq!(claim_in_pieces(&advertisement, piece), advertises);
         }
+    }
+
+    /// A DHCP server's reply (UDP from port 67 to 68).
+    fn dhcp_reply(src: Mac, source: Ipv4Addr, header_words: u8) -> Vec<u8> {
+        let mut frame = ipv4(src, source, header_words, 68);
+        let udp = ETH_HLEN + usize::from(header_words) * 4;
+        frame[udp..udp + 2].copy_from_slice(&DHCP_SERVER_PORT.to_be_bytes());
+        frame
+    }
+    /// UDP from port 547 to 546 (a DHCPv6 server's reply), or back (a client's request).
+    const DHCPV6_REPLY: [u8; 8] = [0x02, 0x23, 0x02, 0x22, 0, 8, 0, 0];
+    const DHCPV6_REQUEST: [u8; 8] = [0x02, 0x22, 0x02, 0x23, 0, 8, 0, 0];
+    /// ICMPv6 router advertisement: type, code, checksum, hop limit, flags, lifetime, timers.
+    const ROUTER_ADVERTISEMENT: [u8; 16] = [134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn what_only_a_server_or_router_sends_is_marked() {
+        let m = mac(1);
+        let serving = |source: IpKey| Claim::Addresses { source, advertised: None, other_mac: false, serves: true };
+        assert_eq!(claim(&dhcp_reply(m, OWN, 5)), serving(OWN.into()), "a DHCP server's reply");
+        assert_eq!(claim(&dhcp_reply(m, OWN, 7)), serving(OWN.into()), "behind IPv4 options");
+        assert_eq!(claim(&ipv4(m, OWN, 5, DHCP_SERVER_PORT)), Claim::from(OWN), "a client's request to a server");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 17, &DHCPV6_REPLY)), serving(OWN6.into()), "a DHCPv6 server's reply");
+        assert_eq!(claim(&ipv6(m, OWN6, &[60], 17, &DHCPV6_REPLY)), serving(OWN6.into()), "behind an extension header");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 17, &DHCPV6_REQUEST)), Claim::from(OWN6), "a DHCPv6 client's request");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ROUTER_ADVERTISEMENT)), serving(OWN6.into()), "a router advertisement");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &[133, 0, 0, 0, 0, 0, 0, 0])), Claim::from(OWN6), "a router solicitation");
     }
 
     #[test]
@@ -438,6 +486,9 @@ mod tests {
             ipv6(mac(1), OWN6, &[], 58, &ndp(136, OWN6, &[(2, mac(7))])),
             ipv6(mac(1), OWN6, &[], 58, &ndp(135, OTHER6, &[(1, mac(7))])),
             ipv6(mac(1), Ipv6Addr::UNSPECIFIED, &[], 17, &[0; 8]),
+            dhcp_reply(mac(1), OWN, 5),
+            ipv6(mac(1), OWN6, &[], 17, &DHCPV6_REPLY),
+            ipv6(mac(1), OWN6, &[], 58, &ROUTER_ADVERTISEMENT),
         ];
         for f in passes.iter().chain(&refused) {
             sw.forward_bytes(&a, f);
@@ -469,7 +520,13 @@ mod tests {
         sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ndp(135, OWN6, &[(1, mac(2))])));
         sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ndp(136, OTHER6, &[(2, mac(1))])));
         sw.forward_bytes(&b, &ipv6(mac(2), Ipv6Addr::UNSPECIFIED, &[], 58, &ndp(135, OWN6, &[])));
-        assert_eq!((count(&c_log), drops_spoofed(&b)), (7, 7));
+        // Serving is for unlocked ports (a router, a DHCP server), from their own addresses.
+        sw.forward_bytes(&b, &dhcp_reply(mac(2), OTHER, 5));
+        sw.forward_bytes(&b, &ipv6(mac(2), OTHER6, &[], 58, &ROUTER_ADVERTISEMENT));
+        assert_eq!((count(&c_log), drops_spoofed(&b)), (9, 7));
+        sw.forward_bytes(&b, &dhcp_reply(mac(2), OWN, 5));
+        sw.forward_bytes(&b, &ipv6(mac(2), OWN6, &[], 58, &ROUTER_ADVERTISEMENT));
+        assert_eq!((count(&c_log), drops_spoofed(&b)), (9, 9), "not from a locked address");
     }
 
     #[test]

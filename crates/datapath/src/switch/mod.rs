@@ -350,8 +350,8 @@ impl Switch {
         }
         let locked = sender.ip_locked.is_some_and(|(_, locked)| locked);
         match Claim::of(eth, frame) {
-            Claim::Addresses { source, advertised, other_mac } => {
-                !(locked && other_mac)
+            Claim::Addresses { source, advertised, other_mac, serves } => {
+                !(locked && (other_mac || serves))
                     && self.ip_locks.allows_remembered(from, source, &mut sender.allowed_ip)
                     && advertised.is_none_or(|target| self.ip_locks.allows(from, target))
             }

@@ -412,7 +412,7 @@ impl FrameWriter for HostPort {
     fn accepts(&self, eth: &EthernetHeader, frame: &Frame) -> bool {
         match eth.ether_type {
             ETH_P_ARP => true,
-            ETH_P_IP => frame.ipv4_udp_destination_port() == Some(DHCP_SERVER_PORT),
+            ETH_P_IP => matches!(frame.ipv4_udp_ports(), Some((_, DHCP_SERVER_PORT))),
             _ => false,
         }
     }
