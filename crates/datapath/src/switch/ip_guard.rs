@@ -1,5 +1,5 @@
 //! IP port security (`--port NAME=PATH,mac=MAC,ip=ADDR…`, IPv4 and IPv6 addresses): which
-//! addresses a frame claims as its sender's, checked against `AddressLocks<IpAddr>` as a frame's
+//! addresses a frame claims as its sender's, checked against `AddressLocks<IpKey>` as a frame's
 //! source MAC is against the MAC locks. ARP and IPv6 neighbour advertisements are what matter most:
 //! one claiming another guest's address is how a station takes that guest's traffic.
 //!
@@ -93,7 +93,8 @@ pub enum Claim {
     /// 0.0.0.0, ICMPv6 from ::, a RARP announcement.
     Unaddressed,
     /// Anything else: other EtherTypes (VLAN tags), malformed IPv4, IPv6 or ARP, IPv4 from 0.0.0.0
-    /// to anything but a DHCP server, IPv6 from :: that is not ICMPv6.
+    /// to anything but a DHCP server, IPv6 from :: that is neither duplicate address detection, a
+    /// router solicitation nor MLD.
     Other,
 }
 

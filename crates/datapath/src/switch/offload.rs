@@ -95,7 +95,7 @@ impl fmt::Display for OffloadError {
                 write!(f, "checksum at {start}+{offset} is outside the {len}-byte frame")
             }
             OffloadError::ChecksumOverHeaders { start, offset } => {
-                write!(f, "checksum at {start}+{offset} would overwrite the Ethernet, IP or ICMPv6 headers")
+                write!(f, "checksum at {start}+{offset} is not where a TCP or UDP checksum goes")
             }
             OffloadError::NotTcp => f.write_str("a GSO frame that is not Ethernet/IP/TCP"),
             OffloadError::SegmentSizeTooSmall(size) => write!(f, "gso_size {size} is below {MIN_SEGMENT_SIZE}"),
