@@ -10,6 +10,7 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { guestMac, parseIperf3Json } from '../helpers/guest.ts';
 import { addressOf, bootOnSwitch, ctl, ctlPorts, ping, startSwitch } from '../helpers/switch-process.ts';
 import { STOPPED_OR_PANICKED } from '../helpers/backend-process.ts';
@@ -131,6 +132,23 @@ test.serial('a port locked to its guest\'s MAC, IPv4 and IPv6 addresses (--port 
   const portA = (await ctlPorts(sw)).find((p) => p.name === 'locked')!;
   t.true(Number(portA.drops.spoofed ?? 0) > 0, JSON.stringify(portA));
   t.log(`B's claims dropped: ${dropped}; A's port: ${JSON.stringify(portA.drops)}`);
+
+  // A runs a DHCP server of its own: B, asking for an address, hears only the switch's.
+  const spoofedOfA = async () => Number((await ctlPorts(sw)).find((p) => p.name === 'locked')!.drops.spoofed ?? 0);
+  const rogueConfig = 'start 10.79.0.200\\nend 10.79.0.210\\ninterface eth0\\nlease_file /tmp/udhcpd.leases\\npidfile /tmp/udhcpd.pid\\noption subnet 255.255.255.0\\noption router 10.79.0.77\\n';
+  // From its locked address only (.78 is dropped for its address alone), so what drops its
+  // offers is that a locked port does not serve.
+  await a.mustRun(`ip addr del 10.79.0.78/24 dev eth0 && touch /tmp/udhcpd.leases && printf '${rogueConfig}' > /tmp/udhcpd.conf && udhcpd /tmp/udhcpd.conf && sleep 1 && pidof udhcpd`);
+  const serverDropsBefore = await spoofedOfA();
+  const renewal = await b.mustRun('udhcpc -i eth0 -n -q -s /bin/true -t 3 -T 2 2>&1', 30_000);
+  // udhcpd probes an address with ARP before offering it: its offer comes seconds later.
+  let serverDrops = 0;
+  for (const deadline = Date.now() + 20_000; serverDrops === 0 && Date.now() < deadline; await sleep(500)) {
+    serverDrops = (await spoofedOfA()) - serverDropsBefore;
+  }
+  t.regex(renewal, /obtained from 10\.79\.0\.1\b/, `B's lease comes from the switch's DHCP server: ${renewal}`);
+  t.true(serverDrops >= 1, `A's DHCP offers were dropped on its port (${serverDrops})`);
+  t.log(`A's DHCP server messages dropped: ${serverDrops}; B: ${renewal.trim().split('\n').pop()}`);
 
   // IPv6: A uses its locked address (and its link-local one, derived from its MAC), B its own;
   // both pass duplicate address detection (probes from ::) first.
