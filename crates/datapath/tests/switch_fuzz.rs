@@ -391,7 +391,8 @@ fn check_from_locked(spec: &PortSpec, bytes: &[u8]) {
             assert!(bytes.len() >= 34 && bytes[14] >> 4 == 4 && bytes[14] & 0xf >= 5, "malformed IPv4 from a locked port");
             let udp = 14 + 4 * usize::from(bytes[14] & 0xf);
             let source_port = bytes.get(udp..udp + 2);
-            let from_server_port = bytes[23] == IPPROTO_UDP && source_port == Some(&DHCP_SERVER_PORT.to_be_bytes()[..]);
+            let first_fragment = bytes[20] & 0x1f == 0 && bytes[21] == 0;
+            let from_server_port = bytes[23] == IPPROTO_UDP && first_fragment && source_port == Some(&DHCP_SERVER_PORT.to_be_bytes()[..]);
             assert!(!from_server_port || ipv4_at(bytes, 26).is_unspecified(), "a DHCP server's message from a locked port");
             if ipv4_at(bytes, 26).is_unspecified() {
                 assert_eq!(bytes[23], IPPROTO_UDP, "IPv4 from 0.0.0.0 that is not UDP");

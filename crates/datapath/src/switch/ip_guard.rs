@@ -30,6 +30,8 @@ use crate::rarp::ETH_P_RARP;
 
 /// The UDP port DHCPv6 servers and relays send from (RFC 8415 §7.2).
 const DHCPV6_SERVER_PORT: u16 = 547;
+/// The IPv6 fragment header (RFC 8200 §4.5), where `Frame::ipv6_upper_layer` stops.
+const IPV6_FRAGMENT: u8 = 44;
 
 /// ICMPv6 types (RFC 4861, RFC 2710, RFC 3810).
 const ICMPV6_MLD_QUERY: u8 = 130;
@@ -128,7 +130,10 @@ fn ipv4_claim(frame: &Frame) -> Claim {
     }
     match Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]) {
         source if !source.is_unspecified() => {
-            let serves = ip[9] == IPPROTO_UDP && ipv4_udp_source_port(frame, ip[0]) == Some(DHCP_SERVER_PORT);
+            // Only a first fragment (offset 0) starts with the UDP header; a later one's first
+            // bytes are payload.
+            let first_fragment = ip[6] & 0x1f == 0 && ip[7] == 0;
+            let serves = ip[9] == IPPROTO_UDP && first_fragment && ipv4_udp_source_port(frame, ip[0]) == Some(DHCP_SERVER_PORT);
             Claim::Addresses { source: source.into(), advertised: None, other_mac: false, serves }
         }
         _ if matches!(frame.ipv4_udp_ports(), Some((_, DHCP_SERVER_PORT))) => Claim::Unaddressed,
@@ -204,8 +209,15 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         };
     }
     let (Some(at), Some(ICMPV6_NEIGHBOUR_SOLICITATION | ICMPV6_NEIGHBOUR_ADVERTISEMENT)) = (icmp, icmp_type) else {
+        let from_dhcpv6_server = |udp: usize| frame.read::<2>(udp) == Some(DHCPV6_SERVER_PORT.to_be_bytes());
         let serves = match upper {
-            Some((IPPROTO_UDP, at)) => frame.read::<2>(at) == Some(DHCPV6_SERVER_PORT.to_be_bytes()),
+            Some((IPPROTO_UDP, at)) => from_dhcpv6_server(at),
+            // A first fragment (offset 0) of UDP: receivers reassemble DHCPv6 (only neighbour
+            // discovery and router advertisements in fragments are dropped, RFC 6980).
+            Some((IPV6_FRAGMENT, at)) => match frame.read::<4>(at) {
+                Some([IPPROTO_UDP, _, high, low]) if u16::from_be_bytes([high, low]) >> 3 == 0 => from_dhcpv6_server(at + 8),
+                _ => false,
+            },
             _ => icmp_type == Some(ICMPV6_ROUTER_ADVERTISEMENT),
         };
         return Claim::Addresses { source: source.into(), advertised: None, other_mac: false, serves };
@@ -455,6 +467,21 @@ mod tests {
         assert_eq!(claim(&ipv6(m, OWN6, &[], 17, &DHCPV6_REQUEST)), Claim::from(OWN6), "a DHCPv6 client's request");
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &ROUTER_ADVERTISEMENT)), serving(OWN6.into()), "a router advertisement");
         assert_eq!(claim(&ipv6(m, OWN6, &[], 58, &[133, 0, 0, 0, 0, 0, 0, 0])), Claim::from(OWN6), "a router solicitation");
+    }
+
+    #[test]
+    fn a_server_message_is_seen_in_a_first_fragment_and_not_in_a_later_one() {
+        let m = mac(1);
+        let serving = |source: IpKey| Claim::Addresses { source, advertised: None, other_mac: false, serves: true };
+        let mut first = dhcp_reply(m, OWN, 5);
+        first[20] = 0x20; // more fragments, offset 0
+        assert_eq!(claim(&first), serving(OWN.into()), "a DHCP reply's first fragment");
+        let mut later = dhcp_reply(m, OWN, 5);
+        later[21] = 0x10; // offset 16 × 8: the bytes after the header are payload
+        assert_eq!(claim(&later), Claim::from(OWN), "payload that reads as port 67");
+        let fragment = |offset: u16| [&[17, 0][..], &(offset << 3 | 1).to_be_bytes(), &[0, 0, 0, 7], &DHCPV6_REPLY].concat();
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 44, &fragment(0))), serving(OWN6.into()), "a DHCPv6 reply's first fragment");
+        assert_eq!(claim(&ipv6(m, OWN6, &[], 44, &fragment(100))), Claim::from(OWN6), "a later fragment");
     }
 
     #[test]
