@@ -209,17 +209,7 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         };
     }
     let (Some(at), Some(ICMPV6_NEIGHBOUR_SOLICITATION | ICMPV6_NEIGHBOUR_ADVERTISEMENT)) = (icmp, icmp_type) else {
-        let from_dhcpv6_server = |udp: usize| frame.read::<2>(udp) == Some(DHCPV6_SERVER_PORT.to_be_bytes());
-        let serves = match upper {
-            Some((IPPROTO_UDP, at)) => from_dhcpv6_server(at),
-            // A first fragment (offset 0) of UDP: receivers reassemble DHCPv6 (only neighbour
-            // discovery and router advertisements in fragments are dropped, RFC 6980).
-            Some((IPV6_FRAGMENT, at)) => match frame.read::<4>(at) {
-                Some([IPPROTO_UDP, _, high, low]) if u16::from_be_bytes([high, low]) >> 3 == 0 => from_dhcpv6_server(at + 8),
-                _ => false,
-            },
-            _ => icmp_type == Some(ICMPV6_ROUTER_ADVERTISEMENT),
-        };
+        let serves = ipv6_serves(frame, upper, icmp_type);
         return Claim::Addresses { source: source.into(), advertised: None, other_mac: false, serves };
     };
     // type, code, checksum, reserved/flags (8 bytes), target (16), options.
@@ -232,6 +222,23 @@ fn ipv6_claim(eth: &EthernetHeader, frame: &Frame) -> Claim {
         advertised: (icmp_type == Some(ICMPV6_NEIGHBOUR_ADVERTISEMENT)).then(|| Ipv6Addr::from(target).into()),
         other_mac: !link_layer_options_name(frame, at + 24, eth.src),
         serves: false,
+    }
+}
+
+/// Whether an IPv6 packet whose upper-layer header is `upper` (`Frame::ipv6_upper_layer`), and
+/// ICMPv6 type `icmp_type` if it is ICMPv6, is a DHCPv6 server's or relay's message or a router
+/// advertisement.
+fn ipv6_serves(frame: &Frame, upper: Option<(u8, usize)>, icmp_type: Option<u8>) -> bool {
+    let from_dhcpv6_server = |udp: usize| frame.read::<2>(udp) == Some(DHCPV6_SERVER_PORT.to_be_bytes());
+    match upper {
+        Some((IPPROTO_UDP, at)) => from_dhcpv6_server(at),
+        // A first fragment (offset 0) of UDP: receivers reassemble DHCPv6 (only neighbour
+        // discovery and router advertisements in fragments are dropped, RFC 6980).
+        Some((IPV6_FRAGMENT, at)) => match frame.read::<4>(at) {
+            Some([IPPROTO_UDP, _, high, low]) if u16::from_be_bytes([high, low]) >> 3 == 0 => from_dhcpv6_server(at + 8),
+            _ => false,
+        },
+        _ => icmp_type == Some(ICMPV6_ROUTER_ADVERTISEMENT),
     }
 }
 
