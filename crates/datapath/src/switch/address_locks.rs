@@ -2,11 +2,12 @@
 //! and no other port sends from them: a frame breaking either rule is dropped (`drop_spoofed`),
 //! so one guest cannot take another's traffic by claiming its address. The switch keeps one table
 //! for MACs (`--port NAME=PATH,mac=MAC`: a port locks one) and one for IP addresses, IPv4 and IPv6
-//! (`,ip=ADDR`: a port may lock several; `ip_guard` says which addresses a frame claims). Several ports may lock
-//! one address: the two ends of a guest's live migration within the switch. An address can also
-//! be reserved with no port locked to it (a named port while its guest is away: rebooting, or
-//! between back-end connections), so that nobody takes it meanwhile. Locks are not per VLAN: a
-//! MAC belongs to a NIC whatever its VLAN, and so does the address a guest configures on it.
+//! (`,ip=ADDR`: a port may lock several; `ip_guard` says which addresses a frame claims). Several
+//! ports may lock one address: the two ends of a guest's live migration within the switch. An
+//! address can also be reserved with no port locked to it (a named port while its guest is away:
+//! rebooting, or between back-end connections), so that nobody takes it meanwhile. Locks are not
+//! per VLAN: a MAC belongs to a NIC whatever its VLAN, and so does the address a guest configures
+//! on it.
 
 use std::collections::HashMap;
 use std::hash::Hash;

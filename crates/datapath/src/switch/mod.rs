@@ -385,10 +385,13 @@ impl Switch {
             return;
         }
         if !offload::is_plain(frame.offload()) {
-            match offload::check(frame, self.max_frame) {
-                Ok(()) => {}
-                Err(OffloadError::SegmentTooBig { .. }) => return PortCounters::add(&from.counters.drop_too_big, 1),
-                Err(_) => return PortCounters::add(&from.counters.drop_bad_offload, 1),
+            if let Err(refused) = offload::check(frame, self.max_frame) {
+                let counter = match refused {
+                    OffloadError::SegmentTooBig { .. } => &from.counters.drop_too_big,
+                    _ => &from.counters.drop_bad_offload,
+                };
+                PortCounters::add(counter, 1);
+                return;
             }
         }
         let now = *sender.batch_now.get_or_insert_with(|| self.macs.now_ms());
