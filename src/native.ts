@@ -191,7 +191,8 @@ export interface Switch {
   /**
    * IP port security for the port (`addresses`: IPv4 and IPv6 in text, comma-separated): it sends
    * IPv4, IPv6 and ARP only from them (or from 0.0.0.0 or :: what a station without an address
-   * sends) and nothing but IPv4, IPv6, ARP and RARP, and no other port claims them.
+   * sends) and nothing but IPv4, IPv6, ARP and RARP, no DHCP or DHCPv6 server's message and no
+   * router advertisement, and no other port claims them.
    */
   lockIps(portId: number, addresses: string): void;
   /** No port without a lock of its own claims `addresses` until `releaseIps` (a named port's addresses while its guest is away). */

@@ -15,7 +15,7 @@ export interface SwitchPortOption {
   name: string;
   path: string;
   vlan: number;
-  /** Port security: the MAC (and IPv4 addresses) the guest on it sends from, and no other port does. */
+  /** Port security: the MAC (and IP addresses) the guest on it sends from, and no other port does. */
   security?: PortSecurity;
 }
 
@@ -92,8 +92,8 @@ Switch mode:
                          (--port takes ,mac=MAC: port security; the guest on it
                          sends only from MAC, and no other port sends from MAC;
                          and then ,ip=ADDR, repeatable, IPv4 or IPv6: IP, ARP and
-                         neighbour discovery only from ADDR, and no other port
-                         claims ADDR)
+                         neighbour discovery only from ADDR, no DHCP server or
+                         router advertisements, and no other port claims ADDR)
   --dhcp CIDR|off        the DHCP server's subnet (default ${DEFAULT_DHCP_CIDR})
   --dhcp-leases-per-port N
                          most DHCP clients one guest port may hold addresses for
