@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
+import { crossCpuRoundTripNs, PROBE_AFTER, PROBE_BEFORE } from './lib/cpu-placement.ts';
+import { GENERATOR_CPU, SUBJECT_CPU } from './lib/dpdk.ts';
 import { collectEnvironment } from './lib/environment.ts';
 import { BENCH_USAGE, parseBenchArgs, type BenchOptions } from './lib/options.ts';
 import { writeReport, type BenchReport } from './lib/report.ts';
@@ -56,6 +58,14 @@ async function leastDisturbed(options: BenchOptions, attempt: () => Promise<RunO
   return best!;
 }
 
+/** Runs `attempt` between two probes of the vCPUs' placement, which join its figures. */
+async function probed(attempt: () => Promise<RunOutcome>): Promise<RunOutcome> {
+  const before = crossCpuRoundTripNs(GENERATOR_CPU, SUBJECT_CPU);
+  const outcome = await attempt();
+  const after = crossCpuRoundTripNs(GENERATOR_CPU, SUBJECT_CPU);
+  return { ...outcome, figures: { ...outcome.figures, [PROBE_BEFORE]: before, [PROBE_AFTER]: after } };
+}
+
 async function runScenario(scenario: Scenario, options: BenchOptions, record: (r: RunRecord) => void): Promise<void> {
   await scenario.prepare?.(options);
   if (scenario.runAll) {
@@ -75,7 +85,7 @@ async function runScenario(scenario: Scenario, options: BenchOptions, record: (r
         log(`${scenario.info.name} ${caseName} round ${round}/${options.rounds}: ${subject}`);
         const base = { scenario: scenario.info.name, case: caseName, subject, round };
         try {
-          const outcome = await leastDisturbed(options, () => withScope((scope) => run(scope, subject, caseName, options)));
+          const outcome = await leastDisturbed(options, () => probed(() => withScope((scope) => run(scope, subject, caseName, options))));
           record({ ...base, ...outcome });
         } catch (error) {
           const message = (error as Error).stack ?? String(error);

@@ -23,8 +23,10 @@ export interface BenchReport {
 
 const DRIFT_NOTE =
   'This machine has 2 CPUs shared with other work, and its packet rates drift 2–3× between ' +
-  'minutes (the two vCPUs’ cache-line round trip flips between ~100 ns and ~420 ns). Only the ' +
-  'ratios measured in one invocation mean anything; never compare absolute figures across runs.';
+  'minutes: the host moves its two vCPUs between cores that share a cache and cores that do not ' +
+  '(the cache-line round trip between them, probed before and after every run, flips between ' +
+  'about 30, 65 and 300 ns). Only the ratios measured in one invocation mean anything, best those of ' +
+  'rounds made in one placement; never compare absolute figures across runs.';
 
 function ratioText(c: Comparison, value: number): string {
   if (c.metric.context) return '—';
@@ -36,6 +38,12 @@ function ratioText(c: Comparison, value: number): string {
 function pairedText(c: Comparison): string {
   if (c.metric.context || c.pairedRatios.length === 0) return ratioText(c, c.pairedRatio);
   return `${ratioText(c, c.pairedRatio)} (${c.pairedRatios.map((r) => r.toFixed(2)).join(', ')})`;
+}
+
+/** The steady rounds' median ratio, then each round's, e.g. `0.97× (r1 @66 ns 0.97, r3 @300 ns 0.95)`. */
+function steadyText(c: Comparison): string {
+  if (c.metric.context || c.steadyRatios.length === 0) return ratioText(c, c.steadyRatio);
+  return `${ratioText(c, c.steadyRatio)} (${c.steadyRatios.map((s) => `r${s.round} @${s.placement.typicalNs} ns ${s.ratio.toFixed(2)}`).join(', ')})`;
 }
 
 /** Writes the JSON and Markdown (and SVGs); returns the two main paths. */
@@ -52,7 +60,7 @@ export function writeReport(outDir: string, report: BenchReport): { json: string
     '',
     `> ${DRIFT_NOTE}`,
     '',
-    `Rounds ${report.options.rounds}, ${report.options.seconds} s measured per run (after warm-up); each round runs this back-end and the reference alternately (the order flips every round). Figures are medians over the rounds; ratio = this back-end / reference, given two ways: the ratio of the two medians, and the median of each round's own ratio (its two runs ran back to back, in the same state of the machine: the steadier figure when the machine drifts between rounds).`,
+    `Rounds ${report.options.rounds}, ${report.options.seconds} s measured per run (after warm-up); each round runs this back-end and the reference alternately (the order flips every round). Figures are medians over the rounds; ratio = this back-end / reference, given three ways: the ratio of the two medians; the median of each round's own ratio (its two runs ran back to back: the steadier figure when the machine drifts between rounds); and the median over the rounds whose two runs both kept one placement of the vCPUs from start to end, the same for both (listed as round, the placement's typical cache-line round trip between the two CPUs, ratio: the like-for-like figure).`,
     '',
     '## Environment',
     '',
@@ -66,12 +74,12 @@ export function writeReport(outDir: string, report: BenchReport): { json: string
     if (mine.length > 0) {
       const noisy = scenario.metrics.some((m) => m.key === 'otherCpu');
       md.push(
-        `| case | metric | this back-end | reference | ratio of medians | median of each round's ratio (by round) | runs (ours/ref) |${noisy ? ` ratio, quiet runs only (other CPU ≤ ${report.options.maxNoise}) | quiet runs |` : ''}`,
-        `|---|---|---:|---:|---:|---|---|${noisy ? '---:|---|' : ''}`,
+        `| case | metric | this back-end | reference | ratio of medians | median of each round's ratio (by round) | median ratio of rounds in one placement (round, placement, ratio) | runs (ours/ref) |${noisy ? ` ratio, quiet runs only (other CPU ≤ ${report.options.maxNoise}) | quiet runs |` : ''}`,
+        `|---|---|---:|---:|---:|---|---|---|${noisy ? '---:|---|' : ''}`,
       );
       for (const c of mine) {
         const quiet = noisy ? ` ${ratioText(c, c.quiet.ratio)} | ${c.quiet.samples.ours}/${c.quiet.samples.reference} |` : '';
-        md.push(`| ${c.case} | ${c.metric.label} (${c.metric.unit}) | ${formatValue(c.ours)} | ${formatValue(c.reference)} | ${ratioText(c, c.ratio)} | ${pairedText(c)} | ${c.samples.ours}/${c.samples.reference} |${quiet}`);
+        md.push(`| ${c.case} | ${c.metric.label} (${c.metric.unit}) | ${formatValue(c.ours)} | ${formatValue(c.reference)} | ${ratioText(c, c.ratio)} | ${pairedText(c)} | ${steadyText(c)} | ${c.samples.ours}/${c.samples.reference} |${quiet}`);
       }
       md.push('');
       for (const metric of scenario.metrics.filter((m) => !m.context)) {

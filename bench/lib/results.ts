@@ -4,6 +4,7 @@
  * subjects and their ratio. Ratios only mean something within one invocation: the reference and
  * this back-end run alternately on the same machine state.
  */
+import { placementsOf, PROBE_AFTER, PROBE_BEFORE, steadyPlacement, type Placement } from './cpu-placement.ts';
 import { median, ratio } from './stats.ts';
 
 /** Which side of the comparison a run measured. */
@@ -50,7 +51,24 @@ export interface Comparison extends MedianPair {
   pairedRatios: number[];
   /** The median of `pairedRatios`: see `pairedRatios()`. */
   pairedRatio: number;
+  /** The rounds' ratios where both runs kept one CPU placement throughout: see `steadyRatios()`. */
+  steadyRatios: SteadyRatio[];
+  /** The median of `steadyRatios`. */
+  steadyRatio: number;
 }
+
+/** One round's ours / reference, both runs made with the vCPUs in `placement` throughout. */
+export interface SteadyRatio {
+  round: number;
+  ratio: number;
+  placement: Placement;
+}
+
+/** The probes of the vCPUs' placement the runner adds to every run (context, no ratio). */
+export const PLACEMENT_METRICS: MetricSpec[] = [
+  { key: PROBE_BEFORE, label: 'CPU 0↔1 cache-line round trip before the run', unit: 'ns', higherIsBetter: false, context: true },
+  { key: PROBE_AFTER, label: 'CPU 0↔1 cache-line round trip after the run', unit: 'ns', higherIsBetter: false, context: true },
+];
 
 export interface ScenarioInfo {
   name: string;
@@ -100,22 +118,51 @@ export function pairedRatios(runs: RunRecord[], key: string): number[] {
 }
 
 /**
+ * ours / reference of the rounds whose two runs saw one placement of the vCPUs, the same for
+ * both, from start to end (`cpu-placement.ts`; `placements`: those of the invocation). The
+ * pairs of `pairedRatios` can still set a run on cores sharing a cache against one on cores that
+ * do not, when the host moves the vCPUs between the two runs or during one: these cannot.
+ */
+export function steadyRatios(runs: RunRecord[], key: string, placements: Placement[]): SteadyRatio[] {
+  const byRound = (subject: Subject) => new Map(runs.filter((r) => r.subject === subject && Number.isFinite(r.figures[key])).map((r) => [r.round, r]));
+  const ours = byRound('ours');
+  const reference = byRound('reference');
+  const steady: SteadyRatio[] = [];
+  for (const round of [...ours.keys()].sort((a, b) => a - b)) {
+    const o = ours.get(round)!;
+    const r = reference.get(round);
+    const placement = steadyPlacement(o, placements);
+    if (r === undefined || placement === undefined || steadyPlacement(r, placements) !== placement) continue;
+    const value = ratio(o.figures[key], r.figures[key]);
+    if (Number.isFinite(value)) steady.push({ round, ratio: value, placement });
+  }
+  return steady;
+}
+
+/**
  * Compares the runs of `scenario` case by case and metric by metric: over every successful run,
- * and over the quiet ones only (other processes used at most `maxNoise` CPU meanwhile).
+ * over the quiet ones only (other processes used at most `maxNoise` CPU meanwhile), round by
+ * round, and over the rounds made in one placement of the vCPUs.
  */
 export function compare(info: ScenarioInfo, runs: RunRecord[], maxNoise: number): Comparison[] {
   const mine = runs.filter((r) => r.scenario === info.name && r.error === undefined);
+  const placements = placementsOf(runs);
   const cases = [...new Set(mine.map((r) => r.case))];
   const comparisons: Comparison[] = [];
   for (const c of cases) {
     const ofCase = mine.filter((r) => r.case === c);
     const quietRuns = ofCase.filter((r) => r.figures.otherCpu !== undefined && r.figures.otherCpu <= maxNoise);
-    for (const metric of info.metrics) {
+    for (const metric of [...info.metrics, ...PLACEMENT_METRICS]) {
       const all = medianPair(ofCase, metric.key);
       if (all.samples.ours === 0 && all.samples.reference === 0) continue;
       const quiet = medianPair(quietRuns, metric.key);
       const paired = pairedRatios(ofCase, metric.key);
-      comparisons.push({ scenario: info.name, case: c, metric, ...all, quiet, pairedRatios: paired, pairedRatio: median(paired) });
+      const steady = steadyRatios(ofCase, metric.key, placements);
+      comparisons.push({
+        scenario: info.name, case: c, metric, ...all, quiet,
+        pairedRatios: paired, pairedRatio: median(paired),
+        steadyRatios: steady, steadyRatio: median(steady.map((s) => s.ratio)),
+      });
     }
   }
   return comparisons;

@@ -2,6 +2,7 @@
  * The bench's result model: ratios of a drifting machine's runs are compared round by round.
  */
 import test from 'ava';
+import { placementsOf, steadyPlacement } from '../../bench/lib/cpu-placement.ts';
 import { compare, pairedRatios, type RunRecord, type ScenarioInfo } from '../../bench/lib/results.ts';
 
 const run = (subject: RunRecord['subject'], round: number, pps: number): RunRecord => ({ scenario: 's', case: 'c', subject, round, figures: { pps }, commands: [] });
@@ -27,4 +28,50 @@ test('a round without both runs (one failed) is left out of the pairs', (t) => {
   t.deepEqual(pairedRatios(runs, 'pps'), [0.5]);
   t.deepEqual(pairedRatios([run('ours', 1, 5)], 'pps'), []);
   t.true(Number.isNaN(compare(info, [run('ours', 1, 5)], 0.5)[0].pairedRatio));
+});
+
+const probed = (subject: RunRecord['subject'], round: number, pps: number, before: number, after: number): RunRecord => ({
+  ...run(subject, round, pps),
+  figures: { pps, crossCpuNsBefore: before, crossCpuNsAfter: after },
+});
+
+test('rounds count as like-for-like only when all four probes saw one placement of the vCPUs', (t) => {
+  const runs = [
+    // Round 1: both runs on cores sharing a cache (~60 ns): kept.
+    probed('ours', 1, 60, 62, 58), probed('reference', 1, 61, 60, 64),
+    // Round 2: the host moved the vCPUs during the reference's run: left out.
+    probed('ours', 2, 60, 61, 63), probed('reference', 2, 45, 60, 330),
+    // Round 3: ours near, the reference far throughout: left out.
+    probed('ours', 3, 60, 61, 63), probed('reference', 3, 30, 335, 340),
+    // Round 4: both on cores that do not (~330 ns): kept.
+    probed('ours', 4, 28, 330, 345), probed('reference', 4, 32, 339, 331),
+  ];
+  const [c] = compare(info, runs, 0.5);
+  t.deepEqual(c.steadyRatios.map((s) => [s.round, s.placement.typicalNs]), [[1, 61], [4, 335]]);
+  t.is(c.steadyRatios[0].ratio, 60 / 61);
+  t.is(c.steadyRatio, (60 / 61 + 28 / 32) / 2);
+  // The round-by-round ratios still list every round.
+  t.is(c.pairedRatios.length, 4);
+  // The probes are reported as context (no ratio).
+  const probes = compare(info, runs, 0.5).filter((x) => x.metric.context).map((x) => x.metric.key);
+  t.deepEqual(probes, ['crossCpuNsBefore', 'crossCpuNsAfter']);
+});
+
+test('placements are the clusters of the probes: ~30, ~65 and ~300 ns are three', (t) => {
+  const runs = [probed('ours', 1, 1, 29.1, 31.6), probed('reference', 1, 1, 62.6, 70.9), probed('ours', 2, 1, 294, 340), probed('reference', 2, 1, 66, 30)];
+  t.deepEqual(placementsOf(runs).map((p) => [p.lowNs, p.highNs]), [[29.1, 31.6], [62.6, 70.9], [294, 340]]);
+  const placements = placementsOf(runs);
+  t.is(steadyPlacement(runs[0], placements)?.typicalNs, 30);
+  t.is(steadyPlacement(runs[2], placements)?.typicalNs, 317);
+  // Moved from one to another during the run.
+  t.is(steadyPlacement(runs[3], placements), undefined);
+  // Not probed.
+  t.is(steadyPlacement(run('ours', 3, 1), placements), undefined);
+});
+
+test('runs without probes (older results, scenarios without a reference) have no like-for-like rounds', (t) => {
+  const runs = [run('ours', 1, 5), run('reference', 1, 10), probed('ours', 2, 5, 60, 60)];
+  const [c] = compare(info, runs, 0.5);
+  t.deepEqual(c.steadyRatios, []);
+  t.true(Number.isNaN(c.steadyRatio));
 });
