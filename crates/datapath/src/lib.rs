@@ -8,6 +8,8 @@ pub mod device;
 pub mod switch;
 mod epoll;
 mod eventfd;
+#[cfg(test)]
+mod forwarding_cost;
 pub mod pair_fault;
 pub mod port;
 pub mod rarp;
