@@ -5,9 +5,10 @@
 //! drop, so a slow receiver never stalls a sender (virtio 1.2 §5.1.6.3–4 for the buffer rules).
 
 use std::os::fd::OwnedFd;
+use std::ptr;
 use std::sync::Arc;
 
-use vring::{DescChain, QueueError, QueueState, Virtqueue, VirtioNetHdr};
+use vring::{DescChain, QueueError, QueueState, Virtqueue, VirtioNetHdr, VIRTIO_NET_HDR_LEN};
 
 use super::frame::Frame;
 use super::offload::Accepts;
@@ -107,11 +108,20 @@ impl GuestRx {
             chain.iovecs(memory, true, &mut self.iov)?;
         }
         let mut header = VirtioNetHdr { num_buffers: n as u16, ..*frame.offload() }.to_le_bytes();
-        let header_iov = [libc::iovec { iov_base: header.as_mut_ptr() as *mut libc::c_void, iov_len: self.hdr_len }];
-        // SAFETY: `header_iov` points at a live local; `self.iov` are writable guest buffers that
-        // `iovecs` bounds-checked against the guest's memory, which `queue` keeps mapped.
+        // SAFETY: `self.iov` are writable guest buffers that `iovecs` bounds-checked against the
+        // guest's memory, which `queue` keeps mapped; `header_iov` points at a live local.
         unsafe {
-            Frame::new(&header_iov).copy_into(&self.iov, 0);
+            match self.iov.first() {
+                // The usual case, the whole header in the first buffer: a 12-byte store, not a
+                // call to memmove (this runs for every frame).
+                Some(first) if self.hdr_len == VIRTIO_NET_HDR_LEN && first.iov_len >= VIRTIO_NET_HDR_LEN => {
+                    ptr::write_unaligned(first.iov_base.cast::<[u8; VIRTIO_NET_HDR_LEN]>(), header);
+                }
+                _ => {
+                    let header_iov = [libc::iovec { iov_base: header.as_mut_ptr() as *mut libc::c_void, iov_len: self.hdr_len }];
+                    Frame::new(&header_iov).copy_into(&self.iov, 0);
+                }
+            }
             frame.copy_into(&self.iov, self.hdr_len);
         }
         let mut left = needed;
