@@ -88,7 +88,7 @@ impl Held {
 }
 
 fn descriptor_count(chain: &DescChain) -> usize {
-    (chain.readable.len() + chain.writable.len()).max(1)
+    (chain.readable().len() + chain.writable().len()).max(1)
 }
 
 pub struct RxRing {
@@ -267,7 +267,7 @@ fn chain_offset_gpa<'a>(
     chains: impl Iterator<Item = &'a DescChain>,
     mut offset: u64,
 ) -> Option<u64> {
-    for buf in chains.flat_map(|c| c.writable.iter()) {
+    for buf in chains.flat_map(|c| c.writable().iter()) {
         if offset < u64::from(buf.len) {
             return Some(buf.addr + offset);
         }
@@ -284,10 +284,7 @@ mod tests {
 
     /// A chain of one writable buffer (its host address looked up when used).
     fn chain_of(head: u16, buf: Buf) -> DescChain {
-        let mut chain = DescChain::default();
-        chain.head = head;
-        chain.writable.push(buf);
-        chain
+        DescChain::of_writable(head, &[buf])
     }
 
     #[test]

@@ -83,8 +83,12 @@ pub struct DescChain {
     /// The id to return in the used ring: the head index (split), or the buffer id of the chain's
     /// last descriptor (packed).
     pub head: u16,
-    pub readable: Vec<Buf>,
-    pub writable: Vec<Buf>,
+    readable: Vec<Buf>,
+    writable: Vec<Buf>,
+    /// Bytes of `readable` and of `writable`, summed as buffers are pushed: asked for every
+    /// frame, often twice.
+    readable_bytes: u64,
+    writable_bytes: u64,
     /// The queue's next-available index when the chain was popped (`Virtqueue::rewind_to`).
     pub popped_at: u16,
     /// Ring entries the chain took: one avail-ring entry (split), or its descriptors (packed).
@@ -96,14 +100,31 @@ pub struct DescChain {
 }
 
 impl DescChain {
+    /// A chain of the given writable buffers (their host addresses looked up when used), for
+    /// tests that build chains by hand.
+    pub fn of_writable(head: u16, bufs: &[Buf]) -> DescChain {
+        let writable_bytes = bufs.iter().map(|b| u64::from(b.len)).sum();
+        DescChain { head, writable: bufs.to_vec(), writable_bytes, ..DescChain::default() }
+    }
+
+    /// The device-readable buffers, in chain order.
+    pub fn readable(&self) -> &[Buf] {
+        &self.readable
+    }
+
+    /// The device-writable buffers, in chain order.
+    pub fn writable(&self) -> &[Buf] {
+        &self.writable
+    }
+
     /// Total bytes of the device-readable buffers.
     pub fn readable_len(&self) -> u64 {
-        self.readable.iter().map(|b| u64::from(b.len)).sum()
+        self.readable_bytes
     }
 
     /// Total bytes of the device-writable buffers.
     pub fn writable_len(&self) -> u64 {
-        self.writable.iter().map(|b| u64::from(b.len)).sum()
+        self.writable_bytes
     }
 
     /// The writable (`writable = true`) or readable buffers.
@@ -195,6 +216,8 @@ impl DescChain {
     pub(crate) fn start(&mut self, mem: &GuestMemory) {
         self.readable.clear();
         self.writable.clear();
+        self.readable_bytes = 0;
+        self.writable_bytes = 0;
         self.memory_id = mem.id();
     }
 
@@ -210,10 +233,13 @@ impl DescChain {
         }
         let host = mem.locate(d.addr, u64::from(d.len)).map_err(|source| QueueError::Memory { head, source })?;
         let buf = Buf { addr: d.addr, len: d.len, host: host.map_or(0, |h| h as usize) };
+        // No overflow: at most 2 × queue size buffers (two tables) of < 4 GiB each.
         if writable {
             self.writable.push(buf);
+            self.writable_bytes += u64::from(d.len);
         } else {
             self.readable.push(buf);
+            self.readable_bytes += u64::from(d.len);
         }
         Ok(())
     }

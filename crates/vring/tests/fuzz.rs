@@ -78,7 +78,7 @@ fn scribble(driver: &mut MockDriver, size: u16, rng: &mut XorShift64, hostile: b
 /// the iovecs the data path builds from the chain (host addresses found when it was popped) are
 /// exactly those looked up buffer by buffer.
 fn touch(mem: &GuestMemory, chain: &vring::DescChain) {
-    for (bufs, writable) in [(&chain.readable, false), (&chain.writable, true)] {
+    for (bufs, writable) in [(chain.readable(), false), (chain.writable(), true)] {
         let mut looked_up = Vec::new();
         for b in bufs {
             assert!(b.len > 0);
@@ -140,7 +140,7 @@ fn hostile_rings_never_panic_or_escape_guest_memory() {
                     Ok(Some(chain)) => {
                         popped += 1;
                         assert!(chain.head < size);
-                        assert!(chain.readable.len() + chain.writable.len() <= 2 * usize::from(size));
+                        assert!(chain.readable().len() + chain.writable().len() <= 2 * usize::from(size));
                         touch(queue.memory(), &chain);
                         let written = chain.writable_len().min(u64::from(u32::MAX)) as u32;
                         queue.add_used(chain.head, written).unwrap();
@@ -286,7 +286,7 @@ fn hostile_packed_rings_never_panic_or_escape_guest_memory() {
                         popped += 1;
                         popped_at.push(chain.popped_at);
                         assert!((1..=size).contains(&chain.slots));
-                        assert!(chain.readable.len() + chain.writable.len() <= 2 * usize::from(size));
+                        assert!(chain.readable().len() + chain.writable().len() <= 2 * usize::from(size));
                         touch(queue.memory(), &chain);
                         let written = chain.writable_len().min(u64::from(u32::MAX)) as u32;
                         queue.add_used(chain.head, chain.slots, written);

@@ -41,8 +41,8 @@ fn a_chain_is_available_once_its_head_flags_say_so_and_carries_the_last_descript
     driver.publish();
     let chain = pop(&mut queue);
     assert_eq!(chain.head, id);
-    assert_eq!(chain.readable, bufs[..2].to_vec());
-    assert_eq!(chain.writable, bufs[2..].to_vec());
+    assert_eq!(chain.readable(), bufs[..2].to_vec());
+    assert_eq!(chain.writable(), bufs[2..].to_vec());
     assert_eq!((chain.popped_at, chain.slots), (PACKED_RING_START, 3));
     assert!(nothing(&mut queue));
     assert_eq!(queue.state().next_avail, 3 | WRAP);
@@ -81,8 +81,8 @@ fn wrap_counters_flip_at_the_end_of_rings_of_any_size() {
             driver.publish();
             let chain = pop(&mut queue);
             assert_eq!((chain.head, chain.slots), (id, descs), "size {size} round {round}");
-            assert_eq!(chain.readable, bufs[..bufs.len() - 1].to_vec());
-            assert_eq!(chain.writable, bufs[bufs.len() - 1..].to_vec());
+            assert_eq!(chain.readable(), bufs[..bufs.len() - 1].to_vec());
+            assert_eq!(chain.writable(), bufs[bufs.len() - 1..].to_vec());
             assert!(nothing(&mut queue), "size {size} round {round}: the used descriptors are not available");
             queue.add_used(chain.head, chain.slots, round);
             assert_eq!(driver.take_used(), Some((id, round)), "size {size} round {round}");
@@ -130,8 +130,8 @@ fn indirect_chain() {
     driver.publish();
     let chain = pop(&mut queue);
     assert_eq!((chain.head, chain.slots), (id, 1));
-    assert_eq!(chain.readable, vec![Buf::new(0x9000, 10)]);
-    assert_eq!(chain.writable, vec![Buf::new(0x9100, 20), Buf::new(0x9200, 30)]);
+    assert_eq!(chain.readable(), vec![Buf::new(0x9000, 10)]);
+    assert_eq!(chain.writable(), vec![Buf::new(0x9100, 20), Buf::new(0x9200, 30)]);
     assert_eq!(pop(&mut queue).head, plain);
 }
 
@@ -177,7 +177,7 @@ fn a_chain_of_exactly_queue_size_is_accepted_and_a_longer_one_is_not() {
     let id = driver.add_chain(&bufs);
     driver.publish();
     let chain = pop(&mut queue);
-    assert_eq!((chain.head, chain.slots, chain.writable.len()), (id, 4, 4));
+    assert_eq!((chain.head, chain.slots, chain.writable().len()), (id, 4, 4));
     assert_eq!(queue.state().next_avail, 0, "a whole lap: position 0, wrap counter 0");
     queue.add_used(chain.head, chain.slots, 0);
     assert_eq!(driver.take_used(), Some((id, 0)));

@@ -34,8 +34,8 @@ fn single_readable_descriptor() {
     driver.publish_avail();
     let chain = pop(&mut queue);
     assert_eq!(chain.head, head);
-    assert_eq!(chain.readable, vec![Buf::new(0x8000, 100)]);
-    assert!(chain.writable.is_empty());
+    assert_eq!(chain.readable(), vec![Buf::new(0x8000, 100)]);
+    assert!(chain.writable().is_empty());
     assert_eq!((chain.readable_len(), chain.writable_len()), (100, 0));
     assert_eq!(queue.pop_chain().unwrap(), None);
     assert_eq!(queue.state().next_avail, 1);
@@ -48,8 +48,8 @@ fn chain_of_readable_then_writable_buffers() {
     driver.publish_avail();
     let chain = pop(&mut queue);
     assert_eq!(chain.head, head);
-    assert_eq!(chain.readable, bufs[..2].to_vec());
-    assert_eq!(chain.writable, bufs[2..].to_vec());
+    assert_eq!(chain.readable(), bufs[..2].to_vec());
+    assert_eq!(chain.writable(), bufs[2..].to_vec());
     assert_eq!((chain.readable_len(), chain.writable_len()), (1512, 2148));
     let mut iov = Vec::new();
     chain.iovecs(queue.memory(), true, &mut iov).unwrap();
@@ -66,8 +66,8 @@ fn indirect_chain() {
     driver.publish_avail();
     let chain = pop(&mut queue);
     assert_eq!(chain.head, head);
-    assert_eq!(chain.readable, vec![Buf::new(0x9000, 10)]);
-    assert_eq!(chain.writable, vec![Buf::new(0x9100, 20), Buf::new(0x9200, 30)]);
+    assert_eq!(chain.readable(), vec![Buf::new(0x9000, 10)]);
+    assert_eq!(chain.writable(), vec![Buf::new(0x9100, 20), Buf::new(0x9200, 30)]);
     assert_eq!(pop(&mut queue).head, plain);
 }
 
@@ -186,7 +186,7 @@ fn chain_of_exactly_queue_size_is_accepted_and_longer_is_not() {
     }
     driver.push_avail_head(0);
     driver.publish_avail();
-    assert_eq!(pop(&mut queue).readable.len(), 4);
+    assert_eq!(pop(&mut queue).readable().len(), 4);
     // Same table, but the last one points back: 5 descriptors visited.
     driver.write_desc(3, Descriptor { addr: 0x8000, len: 8, flags: VIRTQ_DESC_F_NEXT, next: 0 });
     driver.push_avail_head(0);
@@ -276,8 +276,8 @@ fn zero_length_descriptors_are_dropped() {
     driver.add_desc_chain(&[(0x8000, 0, false), (u64::MAX, 0, true), (0x8100, 10, true)]);
     driver.publish_avail();
     let chain = pop(&mut queue);
-    assert!(chain.readable.is_empty());
-    assert_eq!(chain.writable, vec![Buf::new(0x8100, 10)]);
+    assert!(chain.readable().is_empty());
+    assert_eq!(chain.writable(), vec![Buf::new(0x8100, 10)]);
 }
 
 #[test]
@@ -446,9 +446,9 @@ fn pop_chain_into_replaces_the_previous_chain_whole() {
     driver.publish_avail();
     let mut chain = vring::DescChain::default();
     assert!(queue.pop_chain_into(&mut chain).unwrap());
-    assert_eq!((chain.head, chain.readable.clone(), chain.writable.clone()), (first, first_bufs[..2].to_vec(), first_bufs[2..].to_vec()));
+    assert_eq!((chain.head, chain.readable().to_vec(), chain.writable().to_vec()), (first, first_bufs[..2].to_vec(), first_bufs[2..].to_vec()));
     assert!(queue.pop_chain_into(&mut chain).unwrap());
-    assert_eq!((chain.head, chain.readable.clone(), chain.writable.clone()), (second, vec![], second_bufs.to_vec()));
+    assert_eq!((chain.head, chain.readable().to_vec(), chain.writable().to_vec()), (second, vec![], second_bufs.to_vec()));
     assert!(!queue.pop_chain_into(&mut chain).unwrap(), "empty ring");
     assert_eq!(chain.head, second, "left as it was");
 }
@@ -465,6 +465,6 @@ fn an_indirect_table_across_two_adjacent_regions_is_read_whole() {
     driver.publish_avail();
     let chain = pop(&mut queue);
     assert_eq!(chain.head, head);
-    assert_eq!(chain.readable, vec![Buf::new(0x9000, 12), Buf::new(0x9100, 60)]);
-    assert_eq!(chain.writable, vec![Buf::new(0x9200, 1500)]);
+    assert_eq!(chain.readable(), vec![Buf::new(0x9000, 12), Buf::new(0x9100, 60)]);
+    assert_eq!(chain.writable(), vec![Buf::new(0x9200, 1500)]);
 }
