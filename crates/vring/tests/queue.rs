@@ -447,8 +447,10 @@ fn pop_chain_into_replaces_the_previous_chain_whole() {
     let mut chain = vring::DescChain::default();
     assert!(queue.pop_chain_into(&mut chain).unwrap());
     assert_eq!((chain.head, chain.readable().to_vec(), chain.writable().to_vec()), (first, first_bufs[..2].to_vec(), first_bufs[2..].to_vec()));
+    assert_eq!((chain.readable_len(), chain.writable_len()), (112, 2048));
     assert!(queue.pop_chain_into(&mut chain).unwrap());
     assert_eq!((chain.head, chain.readable().to_vec(), chain.writable().to_vec()), (second, vec![], second_bufs.to_vec()));
+    assert_eq!((chain.readable_len(), chain.writable_len()), (0, 64), "the lengths start again from zero too");
     assert!(!queue.pop_chain_into(&mut chain).unwrap(), "empty ring");
     assert_eq!(chain.head, second, "left as it was");
 }
