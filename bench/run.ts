@@ -12,7 +12,7 @@ import { GENERATOR_CPU, SUBJECT_CPU } from './lib/dpdk.ts';
 import { collectEnvironment } from './lib/environment.ts';
 import { BENCH_USAGE, parseBenchArgs, type BenchOptions } from './lib/options.ts';
 import { writeReport, type BenchReport } from './lib/report.ts';
-import type { RunRecord, Subject } from './lib/results.ts';
+import { casesShortOfSteadyRounds, type RunRecord, type Subject } from './lib/results.ts';
 import type { RunOutcome, Scenario } from './lib/scenario.ts';
 import { withScope } from './lib/scope.ts';
 import { tapRate } from './scenarios/tap-rate.ts';
@@ -66,7 +66,32 @@ async function probed(attempt: () => Promise<RunOutcome>): Promise<RunOutcome> {
   return { ...outcome, figures: { ...outcome.figures, [PROBE_BEFORE]: before, [PROBE_AFTER]: after } };
 }
 
-async function runScenario(scenario: Scenario, options: BenchOptions, record: (r: RunRecord) => void): Promise<void> {
+/** Runs both subjects once on `caseName`, in the order of `round`, and records both runs. */
+async function runRound(scenario: Scenario, caseName: string, round: number, options: BenchOptions, record: (r: RunRecord) => void): Promise<void> {
+  const run = scenario.run;
+  if (!run) throw new Error(`scenario ${scenario.info.name} has neither run nor runAll`);
+  // Alternate who goes first so that a drift within a round favours neither side.
+  const order: Subject[] = round % 2 === 1 ? ['ours', 'reference'] : ['reference', 'ours'];
+  for (const subject of order) {
+    log(`${scenario.info.name} ${caseName} round ${round}: ${subject}`);
+    const base = { scenario: scenario.info.name, case: caseName, subject, round };
+    try {
+      const outcome = await leastDisturbed(options, () => probed(() => withScope((scope) => run(scope, subject, caseName, options))));
+      record({ ...base, ...outcome });
+    } catch (error) {
+      const message = (error as Error).stack ?? String(error);
+      record({ ...base, figures: {}, commands: [], error: message });
+      log(`  FAILED: ${message.split('\n')[0]}`);
+    }
+  }
+}
+
+/**
+ * The planned rounds of every case, then extra rounds (at most options.maxExtraRounds) for the
+ * cases with fewer than options.steadyRounds rounds made in one placement of the vCPUs. `runs`
+ * are all the invocation's runs so far, `record` adds to them.
+ */
+async function runScenario(scenario: Scenario, options: BenchOptions, runs: RunRecord[], record: (r: RunRecord) => void): Promise<void> {
   await scenario.prepare?.(options);
   if (scenario.runAll) {
     await scenario.runAll(options, (r) => {
@@ -75,25 +100,15 @@ async function runScenario(scenario: Scenario, options: BenchOptions, record: (r
     });
     return;
   }
-  const run = scenario.run;
-  if (!run) throw new Error(`scenario ${scenario.info.name} has neither run nor runAll`);
   for (let round = 1; round <= options.rounds; round++) {
-    for (const caseName of scenario.cases(options)) {
-      // Alternate who goes first so that a drift within a round favours neither side.
-      const order: Subject[] = round % 2 === 1 ? ['ours', 'reference'] : ['reference', 'ours'];
-      for (const subject of order) {
-        log(`${scenario.info.name} ${caseName} round ${round}/${options.rounds}: ${subject}`);
-        const base = { scenario: scenario.info.name, case: caseName, subject, round };
-        try {
-          const outcome = await leastDisturbed(options, () => probed(() => withScope((scope) => run(scope, subject, caseName, options))));
-          record({ ...base, ...outcome });
-        } catch (error) {
-          const message = (error as Error).stack ?? String(error);
-          record({ ...base, figures: {}, commands: [], error: message });
-          log(`  FAILED: ${message.split('\n')[0]}`);
-        }
-      }
-    }
+    for (const caseName of scenario.cases(options)) await runRound(scenario, caseName, round, options, record);
+  }
+  for (let extra = 1; extra <= options.maxExtraRounds; extra++) {
+    const short = casesShortOfSteadyRounds(scenario.info, runs, options.steadyRounds);
+    if (short.length === 0) break;
+    const round = options.rounds + extra;
+    log(`${scenario.info.name}: fewer than ${options.steadyRounds} rounds in one placement of the vCPUs for ${short.join(', ')}: extra round ${round}`);
+    for (const caseName of short) await runRound(scenario, caseName, round, options, record);
   }
 }
 
@@ -143,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
     log(`scenario ${scenario.info.name}: ${scenario.info.title}`);
     report.scenarios.push(scenario.info);
     try {
-      await runScenario(scenario, options, (r) => {
+      await runScenario(scenario, options, report.runs, (r) => {
         report.runs.push(r);
         save(); // a partial report survives an interrupted invocation
       });

@@ -17,6 +17,12 @@ export interface BenchOptions {
    */
   maxNoise: number;
   retries: number;
+  /**
+   * After the planned rounds, a case with fewer rounds than this made in one placement of the
+   * vCPUs (see cpu-placement.ts) gets more rounds, at most `maxExtraRounds` of them.
+   */
+  steadyRounds: number;
+  maxExtraRounds: number;
   /** Only rewrite the Markdown report and charts of this results JSON (no measurement). */
   render?: string;
 }
@@ -28,18 +34,26 @@ export const BENCH_USAGE = `Usage: npm run bench -- [options]
   --max-ports N     scaling: largest port count (default 64)
   --max-noise CPU   repeat a run if other processes used more CPU than this meanwhile (default 0.5)
   --retries N       at most this many repeats per run (default 2; 0 keeps every first attempt)
+  --steady-rounds N after the planned rounds, give a case more rounds until N of its rounds were
+                    made in one placement of the vCPUs (default 3; 0: never)
+  --max-extra-rounds N  at most this many such extra rounds per case (default: as --rounds)
   --out DIR         output directory (default bench/results)
   --render FILE     rewrite FILE's Markdown report and charts from the JSON (no measuring)
   --help`;
 
 export function parseBenchArgs(argv: string[], defaultOutDir: string): BenchOptions | 'help' {
-  const options: BenchOptions = { rounds: 3, seconds: 5, outDir: defaultOutDir, maxPorts: 64, maxNoise: 0.5, retries: 2 };
+  const options: BenchOptions = { rounds: 3, seconds: 5, outDir: defaultOutDir, maxPorts: 64, maxNoise: 0.5, retries: 2, steadyRounds: 3, maxExtraRounds: Number.NaN };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].includes('=') ? [argv[i].slice(0, argv[i].indexOf('=')), argv[i].slice(argv[i].indexOf('=') + 1)] : [argv[i], undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined) throw new Error(`${flag} needs a value`);
       return v;
+    };
+    const whole = (text: string): number => {
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 0) throw new Error(`${flag}: '${text}' is not a whole number`);
+      return n;
     };
     const positive = (text: string): number => {
       const n = Number(text);
@@ -63,8 +77,13 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): BenchOpti
         options.maxNoise = positive(value());
         break;
       case '--retries':
-        options.retries = Number(value());
-        if (!Number.isInteger(options.retries) || options.retries < 0) throw new Error(`--retries: not a whole number`);
+        options.retries = whole(value());
+        break;
+      case '--steady-rounds':
+        options.steadyRounds = whole(value());
+        break;
+      case '--max-extra-rounds':
+        options.maxExtraRounds = whole(value());
         break;
       case '--render':
         options.render = value();
@@ -79,5 +98,6 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): BenchOpti
         throw new Error(`unknown option ${argv[i]}\n${BENCH_USAGE}`);
     }
   }
+  if (Number.isNaN(options.maxExtraRounds)) options.maxExtraRounds = options.rounds;
   return options;
 }

@@ -46,6 +46,12 @@ function steadyText(c: Comparison): string {
   return `${ratioText(c, c.steadyRatio)} (${c.steadyRatios.map((s) => `r${s.round} @${s.placement.typicalNs} ns ${s.ratio.toFixed(2)}`).join(', ')})`;
 }
 
+/** How many extra rounds a case could get, for the report's heading (options of older results lack it). */
+function extraRoundsText(options: BenchOptions): string {
+  if (!(options.steadyRounds > 0) || !(options.maxExtraRounds > 0)) return '';
+  return ` (and up to ${options.maxExtraRounds} more for a case with fewer than ${options.steadyRounds} rounds made in one placement of the vCPUs)`;
+}
+
 /** Writes the JSON and Markdown (and SVGs); returns the two main paths. */
 export function writeReport(outDir: string, report: BenchReport): { json: string; markdown: string } {
   mkdirSync(outDir, { recursive: true });
@@ -60,7 +66,7 @@ export function writeReport(outDir: string, report: BenchReport): { json: string
     '',
     `> ${DRIFT_NOTE}`,
     '',
-    `Rounds ${report.options.rounds}, ${report.options.seconds} s measured per run (after warm-up); each round runs this back-end and the reference alternately (the order flips every round). Figures are medians over the rounds; ratio = this back-end / reference, given three ways: the ratio of the two medians; the median of each round's own ratio (its two runs ran back to back: the steadier figure when the machine drifts between rounds); and the median over the rounds whose two runs both kept one placement of the vCPUs from start to end, the same for both (listed as round, the placement's typical cache-line round trip between the two CPUs, ratio: the like-for-like figure).`,
+    `Rounds ${report.options.rounds}${extraRoundsText(report.options)}, ${report.options.seconds} s measured per run (after warm-up); each round runs this back-end and the reference alternately (the order flips every round). Figures are medians over the rounds; ratio = this back-end / reference, given three ways: the ratio of the two medians; the median of each round's own ratio (its two runs ran back to back: the steadier figure when the machine drifts between rounds); and the median over the rounds whose two runs both kept one placement of the vCPUs from start to end, the same for both (listed as round, the placement's typical cache-line round trip between the two CPUs, ratio: the like-for-like figure).`,
     '',
     '## Environment',
     '',

@@ -140,6 +140,20 @@ export function steadyRatios(runs: RunRecord[], key: string, placements: Placeme
 }
 
 /**
+ * The cases of `info` that have fewer than `needed` rounds made in one placement of the vCPUs
+ * (`steadyRatios` of the scenario's first metric), in the order they were first run. `runs` are
+ * all the invocation's runs: the placements are found over all of them.
+ */
+export function casesShortOfSteadyRounds(info: ScenarioInfo, runs: RunRecord[], needed: number): string[] {
+  const headline = info.metrics.find((m) => !m.context);
+  if (headline === undefined || needed <= 0) return [];
+  const placements = placementsOf(runs);
+  const mine = runs.filter((r) => r.scenario === info.name && r.error === undefined);
+  const cases = [...new Set(runs.filter((r) => r.scenario === info.name).map((r) => r.case))];
+  return cases.filter((c) => steadyRatios(mine.filter((r) => r.case === c), headline.key, placements).length < needed);
+}
+
+/**
  * Compares the runs of `scenario` case by case and metric by metric: over every successful run,
  * over the quiet ones only (other processes used at most `maxNoise` CPU meanwhile), round by
  * round, and over the rounds made in one placement of the vCPUs.

@@ -3,7 +3,7 @@
  */
 import test from 'ava';
 import { placementsOf, steadyPlacement } from '../../bench/lib/cpu-placement.ts';
-import { compare, pairedRatios, type RunRecord, type ScenarioInfo } from '../../bench/lib/results.ts';
+import { casesShortOfSteadyRounds, compare, pairedRatios, type RunRecord, type ScenarioInfo } from '../../bench/lib/results.ts';
 
 const run = (subject: RunRecord['subject'], round: number, pps: number): RunRecord => ({ scenario: 's', case: 'c', subject, round, figures: { pps }, commands: [] });
 
@@ -74,4 +74,22 @@ test('runs without probes (older results, scenarios without a reference) have no
   const [c] = compare(info, runs, 0.5);
   t.deepEqual(c.steadyRatios, []);
   t.true(Number.isNaN(c.steadyRatio));
+});
+
+test('a case with too few rounds in one placement is the one given more rounds', (t) => {
+  const two: ScenarioInfo = { ...info, metrics: [{ key: 'ctx', label: 'c', unit: '', higherIsBetter: true, context: true }, ...info.metrics] };
+  const inCase = (c: string, r: RunRecord): RunRecord => ({ ...r, case: c });
+  const runs = [
+    // Case a: rounds 1 and 2 in one placement (~60 ns).
+    inCase('a', probed('ours', 1, 5, 60, 61)), inCase('a', probed('reference', 1, 5, 62, 60)),
+    inCase('a', probed('ours', 2, 5, 61, 60)), inCase('a', probed('reference', 2, 5, 60, 63)),
+    // Case b: round 1 moved during a run, round 2 in one placement (~330 ns); round 3's reference failed.
+    inCase('b', probed('ours', 1, 5, 60, 330)), inCase('b', probed('reference', 1, 5, 330, 331)),
+    inCase('b', probed('ours', 2, 5, 333, 330)), inCase('b', probed('reference', 2, 5, 329, 335)),
+    inCase('b', probed('ours', 3, 5, 61, 60)), { ...inCase('b', run('reference', 3, 0)), figures: {}, error: 'boom' },
+  ];
+  t.deepEqual(casesShortOfSteadyRounds(two, runs, 2), ['b']);
+  t.deepEqual(casesShortOfSteadyRounds(two, runs, 1), []);
+  t.deepEqual(casesShortOfSteadyRounds(two, runs, 3), ['a', 'b']);
+  t.deepEqual(casesShortOfSteadyRounds(two, runs, 0), [], '0: never');
 });
