@@ -111,10 +111,19 @@ function medianPair(runs: RunRecord[], key: string): MedianPair {
  * the pairs' ratios is the steadier estimate. Rounds missing either run are left out.
  */
 export function pairedRatios(runs: RunRecord[], key: string): number[] {
-  const byRound = (subject: Subject) => new Map(runs.filter((r) => r.subject === subject && Number.isFinite(r.figures[key])).map((r) => [r.round, r.figures[key]]));
+  return roundPairs(runs, key).map(({ ratio }) => ratio);
+}
+
+/** Each round with both runs measuring `key` (in round order): the two runs and their finite ratio. */
+function roundPairs(runs: RunRecord[], key: string): Array<{ round: number; ours: RunRecord; reference: RunRecord; ratio: number }> {
+  const byRound = (subject: Subject) => new Map(runs.filter((r) => r.subject === subject && Number.isFinite(r.figures[key])).map((r) => [r.round, r]));
   const ours = byRound('ours');
   const reference = byRound('reference');
-  return [...ours.keys()].sort((a, b) => a - b).filter((round) => reference.has(round)).map((round) => ratio(ours.get(round)!, reference.get(round)!)).filter(Number.isFinite);
+  return [...ours.keys()]
+    .sort((a, b) => a - b)
+    .filter((round) => reference.has(round))
+    .map((round) => ({ round, ours: ours.get(round)!, reference: reference.get(round)!, ratio: ratio(ours.get(round)!.figures[key], reference.get(round)!.figures[key]) }))
+    .filter((pair) => Number.isFinite(pair.ratio));
 }
 
 /**
@@ -124,19 +133,10 @@ export function pairedRatios(runs: RunRecord[], key: string): number[] {
  * do not, when the host moves the vCPUs between the two runs or during one: these cannot.
  */
 export function steadyRatios(runs: RunRecord[], key: string, placements: Placement[]): SteadyRatio[] {
-  const byRound = (subject: Subject) => new Map(runs.filter((r) => r.subject === subject && Number.isFinite(r.figures[key])).map((r) => [r.round, r]));
-  const ours = byRound('ours');
-  const reference = byRound('reference');
-  const steady: SteadyRatio[] = [];
-  for (const round of [...ours.keys()].sort((a, b) => a - b)) {
-    const o = ours.get(round)!;
-    const r = reference.get(round);
-    const placement = steadyPlacement(o, placements);
-    if (r === undefined || placement === undefined || steadyPlacement(r, placements) !== placement) continue;
-    const value = ratio(o.figures[key], r.figures[key]);
-    if (Number.isFinite(value)) steady.push({ round, ratio: value, placement });
-  }
-  return steady;
+  return roundPairs(runs, key).flatMap(({ round, ours, reference, ratio }) => {
+    const placement = steadyPlacement(ours, placements);
+    return placement !== undefined && steadyPlacement(reference, placements) === placement ? [{ round, ratio, placement }] : [];
+  });
 }
 
 /**
