@@ -53,8 +53,7 @@ impl Poster {
             .map(|_| {
                 let addr = driver.alloc(len);
                 fill(addr, &driver);
-                let head = driver.add_desc_chain(&[(addr, len, writable)]);
-                head
+                driver.add_desc_chain(&[(addr, len, writable)])
             })
             .collect();
         driver.publish_avail();
