@@ -5,7 +5,7 @@
 #                                           and systemd-socket-activate (socket activation)
 set -e
 need_build="librust-libc-dev"
-need_test="qemu-system-x86 dpdk busybox-static iperf3 linux-image-cloud-amd64 iproute2 cpio kmod python3 systemd"
+need_test="qemu-system-x86 dpdk-dev librte-mempool-ring23 librte-net-vhost23 librte-net-virtio23 librte-net-tap23 busybox-static iperf3 linux-image-cloud-amd64 iproute2 cpio kmod python3 systemd"
 case "${1:-build}" in
   build) wanted="$need_build" ;;
   test) wanted="$need_build $need_test" ;;

@@ -21,10 +21,12 @@ const TESTPMD_BINARY = 'dpdk-testpmd';
 /** Debian's DPDK 22.11 loads its drivers from here (EAL plugin directory). */
 const PMD_DIR = '/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0';
 /**
- * `dpdk` only *recommends* its drivers: with `--no-install-recommends` the mempool ring (needed
- * for any mbuf pool) and the vhost/virtio/tap PMDs must be named explicitly.
+ * Debian 12 ships `dpdk-testpmd` in `dpdk-dev` (whose `libdpdk-dev` also
+ * holds the unversioned driver names the EAL loads from PMD_DIR), not in `dpdk`. The drivers are
+ * only *recommended*: with `--no-install-recommends` the mempool ring (needed for any mbuf pool)
+ * and the vhost/virtio/tap PMDs must be named explicitly.
  */
-const DPDK_PACKAGES = ['dpdk', 'librte-mempool-ring23', 'librte-net-vhost23', 'librte-net-virtio23', 'librte-net-tap23'];
+const DPDK_PACKAGES = ['dpdk-dev', 'librte-mempool-ring23', 'librte-net-vhost23', 'librte-net-virtio23', 'librte-net-tap23'];
 const REQUIRED_PMDS = ['librte_mempool_ring.so', 'librte_net_vhost.so', 'librte_net_virtio.so', 'librte_net_tap.so'];
 
 export type TestpmdErrorCode =
