@@ -74,8 +74,10 @@ export async function startTapBackend(scope: Scope, opts: { cpu: string; tap: st
   return wrap(await start(scope, 'bench-backend-tap', opts.cpu, args, /listening/), socketPath);
 }
 
-/** The userspace switch (every front-end on the socket is a port), DHCP off, pinned to `cpu`. */
-/** The switch (DHCP off); `extraArgs` e.g. `--port` options. */
+/**
+ * The userspace switch (every front-end on the socket is a port), DHCP off, pinned to `cpu`;
+ * `extraArgs` e.g. `--port` options.
+ */
 export async function startSwitchBackend(scope: Scope, opts: { cpu: string; queues?: number; busyPollUs?: number; extraArgs?: string[] }): Promise<BenchBackend> {
   const dir = socketDir(scope);
   const socketPath = join(dir, 'switch.sock');

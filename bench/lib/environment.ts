@@ -42,7 +42,7 @@ export function collectEnvironment(repoDir: string): Environment {
     memoryMiB: Math.round(os.totalmem() / 2 ** 20),
     node: process.version,
     qemu: firstLine('qemu-system-x86_64', ['--version']),
-    dpdk: `dpdk ${debianVersion('dpdk')} (Debian package; dpdk-testpmd)`,
+    dpdk: `dpdk-dev ${debianVersion('dpdk-dev')} (Debian package holding dpdk-testpmd)`,
     iperf3: firstLine('iperf3', ['--version']),
     backendCommit: firstLine('git', ['-C', repoDir, 'describe', '--always', '--dirty']),
     loadAverage: os.loadavg(),
