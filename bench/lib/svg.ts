@@ -19,10 +19,12 @@ function escapeXml(text: string): string {
 export function formatValue(value: number): string {
   if (!Number.isFinite(value)) return 'n/a';
   const abs = Math.abs(value);
-  if (abs >= 1e9) return `${(value / 1e9).toPrecision(3)}G`;
-  if (abs >= 1e6) return `${(value / 1e6).toPrecision(3)}M`;
-  if (abs >= 1e3) return `${(value / 1e3).toPrecision(3)}k`;
-  if (abs >= 1 || abs === 0) return value.toPrecision(3).replace(/\.?0+$/, '');
+  // Each bound is where three significant digits of the smaller unit round up to the next one.
+  if (abs >= 999.5e6) return `${(value / 1e9).toPrecision(3)}G`;
+  if (abs >= 999.5e3) return `${(value / 1e6).toPrecision(3)}M`;
+  if (abs >= 999.5) return `${(value / 1e3).toPrecision(3)}k`;
+  // Zeros at the end of a fraction go (1.30 is 1.3), not those of an integer (130 stays 130).
+  if (abs >= 1 || abs === 0) return value.toPrecision(3).replace(/\.0*$|(\.\d*?)0+$/, '$1');
   return value.toPrecision(2);
 }
 
