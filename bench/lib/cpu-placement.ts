@@ -43,6 +43,19 @@ export function crossCpuRoundTripNs(a: number, b: number): number {
   return ns;
 }
 
+/**
+ * The median round trip, in µs, of two wake-ups of a sleeping thread: one on CPU `b` woken from
+ * CPU `a`, then one on `a` woken from `b` (`a` = `b`: both threads on one CPU). A back-end on
+ * another CPU than QEMU adds two cross-CPU wake-ups to each ping (the guest's kick, then its
+ * call into QEMU), and on a virtual machine the host wakes a sleeping vCPU slowly.
+ */
+export function wakeRoundTripUs(a: number, b: number): number {
+  const out = execFileSync(ensureProbe(), ['--wake', String(a), String(b)], { encoding: 'utf8', timeout: 15_000 });
+  const us = (JSON.parse(out) as { wakeRoundTripUs: number }).wakeRoundTripUs;
+  if (!(us > 0)) throw new Error(`cpu-probe --wake printed no round trip: ${out}`);
+  return us;
+}
+
 /** One placement of the vCPUs seen in an invocation: the range of its probes, and their median. */
 export interface Placement {
   lowNs: number;

@@ -11,6 +11,7 @@ import { ensureGuestImage } from '../../test/helpers/guest-image.ts';
 import { createTap, NetNs, privateSubnet, uniqueName } from '../../test/helpers/netns.ts';
 import { mustRun } from '../../test/helpers/proc.ts';
 import { startTapBackend, type BenchBackend } from '../lib/backend.ts';
+import { wakeRoundTripUs } from '../lib/cpu-placement.ts';
 import { affinityText, BUSY_POLL_US, SUBJECT_CPU } from '../lib/dpdk.ts';
 import type { BenchOptions } from '../lib/options.ts';
 import { CpuWindow, threadCpuSeconds } from '../lib/procfs.ts';
@@ -72,6 +73,9 @@ async function runOnce(scope: Scope, subject: Subject, opts: BenchOptions, busyP
   const vcpuCpu = (threadCpuSeconds(guest.qemu.pid, VCPU_THREAD) - vcpuFrom.seconds) / ((performance.now() - vcpuFrom.atMs) / 1000);
   if (!(vcpuCpu > 0)) throw new Error(`no CPU time found on QEMU's vCPU threads (${VCPU_THREAD}): are its threads named?`);
   const ping = parsePing((await guest.run(`ping -c ${PING_COUNT} -i 0.1 -w 30 ${hostIp}`, 60_000)).output);
+  // What the ping's hops between threads cost on this machine, measured with the guest idle.
+  const wakeCrossCpuUs = wakeRoundTripUs(GUEST_CPU, SUBJECT_CPU);
+  const wakeSameCpuUs = wakeRoundTripUs(GUEST_CPU, GUEST_CPU);
   const figures: Record<string, number> = {
     guestToHostBps: send.bitsPerSecond,
     hostToGuestBps: receive.bitsPerSecond,
@@ -81,6 +85,8 @@ async function runOnce(scope: Scope, subject: Subject, opts: BenchOptions, busyP
     vcpuCpu,
     backendCpu: backend ? cpuFigures.cpuShare : 0,
     otherCpu: cpuFigures.otherCpu,
+    wakeCrossCpuUs,
+    wakeSameCpuUs,
   };
   await guest.shutdown();
   backend?.assertHealthy();
@@ -112,11 +118,14 @@ export const guestTcp: Scenario = {
       { key: 'vcpuCpu', label: "QEMU's vCPU thread during iperf3: the guest itself", unit: 'CPU', higherIsBetter: true, context: true },
       { key: 'backendCpu', label: 'back-end CPU during iperf3 (0 for the built-in tap)', unit: 'CPU', higherIsBetter: false },
       { key: 'otherCpu', label: 'CPU used by other processes meanwhile (noise)', unit: 'CPU', higherIsBetter: false, context: true },
+      { key: 'wakeCrossCpuUs', label: `idle wake-up round trip CPU ${GUEST_CPU}↔${SUBJECT_CPU} (after the ping)`, unit: 'µs', higherIsBetter: false, context: true },
+      { key: 'wakeSameCpuUs', label: `idle wake-up round trip on CPU ${GUEST_CPU} alone (after the ping)`, unit: 'µs', higherIsBetter: false, context: true },
     ],
     notes: [
       `QEMU (all threads) on CPU ${GUEST_CPU}, this back-end on CPU ${SUBJECT_CPU}; the guest is TCG-emulated, so its own CPU is the usual limit.`,
       `The vCPU thread's share of CPU ${GUEST_CPU} bounds what any back-end can gain here: taking all of QEMU's other work (its built-in tap included) off that CPU speeds a CPU-bound guest up by at most 1 / (the reference's vCPU share).`,
       'One iperf3 run of --seconds each way per run; ping after iperf3.',
+      `Ping: this back-end adds two cross-CPU wake-ups of a sleeping thread to every round trip (the guest's kick wakes it on CPU ${SUBJECT_CPU}; its call wakes QEMU on CPU ${GUEST_CPU}), where QEMU's built-in tap switches threads on CPU ${GUEST_CPU}. The two wake-up rows (\`cpu-probe --wake\`: two sleeping threads woken in turn, 10 ms apart) show what those cost on this machine: on a virtual machine the host wakes a sleeping vCPU.`,
       `"tcp busy-poll": this back-end with --busy-poll ${BUSY_POLL_US} (the reference is the same QEMU tap).`,
     ],
   },
