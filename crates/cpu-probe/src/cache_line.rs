@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::{pin_to, DEADLINE};
+use crate::{outcome, pin_to, Stop, DEADLINE};
 
 const BATCHES: usize = 9;
 const ROUND_TRIPS_PER_BATCH: u64 = 2000;
@@ -16,13 +16,6 @@ struct Ball(AtomicU64);
 
 /// What a thread that gives up leaves in the ball, so the other stops waiting.
 const ABANDONED: u64 = u64::MAX;
-
-/// Why one side stopped.
-enum Stop {
-    /// The other side gave up first (its reason is the one to report).
-    OtherGaveUp,
-    Failed(String),
-}
 
 /// Spins until `ball` holds `value`.
 fn wait_for(ball: &Ball, value: u64, deadline: Instant, other_cpu: usize) -> Result<(), Stop> {
@@ -86,11 +79,7 @@ pub fn measure(a: usize, b: usize) -> Result<Vec<f64>, String> {
             Ok(())
         });
         let answered = responder.join().map_err(|_| "the responder thread panicked".to_string())?;
-        match (asked, answered) {
-            (Ok(()), Ok(())) => Ok(batches),
-            (Err(Stop::Failed(why)), _) | (_, Err(Stop::Failed(why))) => Err(why),
-            _ => Err("both threads gave up".to_string()),
-        }
+        outcome(asked.map(|()| batches), answered)
     })
 }
 

@@ -20,6 +20,23 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 const USAGE: &str = "usage: cpu-probe [--wake] CPU_A CPU_B";
 
+/// Why one of a probe's two threads stopped.
+enum Stop {
+    /// The other side gave up first (its reason is the one to report).
+    OtherGaveUp,
+    Failed(String),
+}
+
+/// The probe's result from its two threads' (the asking one's figures): on failure the reason of
+/// the side that failed first, not the other side's "gave up".
+fn outcome<T>(asked: Result<T, Stop>, answered: Result<(), Stop>) -> Result<T, String> {
+    match (asked, answered) {
+        (Ok(figures), Ok(())) => Ok(figures),
+        (Err(Stop::Failed(why)), _) | (_, Err(Stop::Failed(why))) => Err(why),
+        _ => Err("both threads gave up".to_string()),
+    }
+}
+
 fn pin_to(cpu: usize) -> Result<(), String> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays inside it for cpu < CPU_SETSIZE,
     // checked by the caller.

@@ -12,7 +12,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::{pin_to, DEADLINE};
+use crate::{outcome, pin_to, Stop, DEADLINE};
 
 const SAMPLES: usize = 50;
 /// How long the asking side sleeps before each sample (pings 100 ms apart leave the CPUs idle
@@ -39,20 +39,20 @@ fn signal(fd: &OwnedFd, value: u64) {
 
 /// Sleeps until `fd` is signalled and consumes the signal; an error after DEADLINE, or
 /// if the other side gave up.
-fn wait(fd: &OwnedFd, other_cpu: usize) -> Result<(), String> {
+fn wait(fd: &OwnedFd, other_cpu: usize) -> Result<(), Stop> {
     let mut poll_fd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd.
     let ready = unsafe { libc::poll(&mut poll_fd, 1, DEADLINE.as_millis() as libc::c_int) };
     if ready <= 0 {
-        return Err(format!("the thread on CPU {other_cpu} did not answer within {DEADLINE:?}"));
+        return Err(Stop::Failed(format!("the thread on CPU {other_cpu} did not answer within {DEADLINE:?}")));
     }
     let mut value = 0u64;
     // SAFETY: reads 8 bytes into a live u64; the fd is readable (poll), so this does not block.
     if unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) } != 8 {
-        return Err(format!("eventfd read: {}", std::io::Error::last_os_error()));
+        return Err(Stop::Failed(format!("eventfd read: {}", std::io::Error::last_os_error())));
     }
     if value >= ABANDON {
-        return Err(format!("the thread on CPU {other_cpu} gave up"));
+        return Err(Stop::OtherGaveUp);
     }
     Ok(())
 }
@@ -62,7 +62,7 @@ pub fn measure(a: usize, b: usize) -> Result<Vec<f64>, String> {
     let (to_b, to_a) = (eventfd()?, eventfd()?);
     std::thread::scope(|scope| {
         let responder = scope.spawn(|| {
-            let answered = pin_to(b).and_then(|()| {
+            let answered = pin_to(b).map_err(Stop::Failed).and_then(|()| {
                 (0..SAMPLES).try_for_each(|_| {
                     wait(&to_b, a)?;
                     signal(&to_a, 1);
@@ -74,7 +74,7 @@ pub fn measure(a: usize, b: usize) -> Result<Vec<f64>, String> {
             }
             answered
         });
-        let asked = pin_to(a).and_then(|()| {
+        let asked = pin_to(a).map_err(Stop::Failed).and_then(|()| {
             (0..SAMPLES)
                 .map(|_| {
                     std::thread::sleep(GAP);
@@ -83,17 +83,12 @@ pub fn measure(a: usize, b: usize) -> Result<Vec<f64>, String> {
                     wait(&to_a, b)?;
                     Ok(start.elapsed().as_nanos() as f64 / 1000.0)
                 })
-                .collect::<Result<Vec<f64>, String>>()
+                .collect::<Result<Vec<f64>, Stop>>()
         });
         if asked.is_err() {
             signal(&to_b, ABANDON);
         }
         let answered = responder.join().map_err(|_| "the responder thread panicked".to_string())?;
-        // The side that failed first has the reason; the other one only saw it give up.
-        match (asked, answered) {
-            (Ok(samples), Ok(())) => Ok(samples),
-            (Err(why), Ok(())) | (Ok(_), Err(why)) => Err(why),
-            (Err(asked), Err(answered)) => Err(if asked.ends_with("gave up") { answered } else { asked }),
-        }
+        outcome(asked, answered)
     })
 }
