@@ -27,8 +27,8 @@ enum Stop {
     Failed(String),
 }
 
-/// The probe's result from its two threads' (the asking one's figures): on failure the reason of
-/// the side that failed first, not the other side's "gave up".
+/// What a probe returns from its two threads' results: the asking thread's figures, or on failure
+/// the reason of the side that failed first (not the other side's "gave up").
 fn outcome<T>(asked: Result<T, Stop>, answered: Result<(), Stop>) -> Result<T, String> {
     match (asked, answered) {
         (Ok(figures), Ok(())) => Ok(figures),
