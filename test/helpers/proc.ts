@@ -94,6 +94,12 @@ export class LoggedProcess {
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
+    // Writing to a child that has just died (a guest's QEMU exiting on a panic) fails with EPIPE.
+    // Unhandled, that error would end the whole test worker; the death itself is reported
+    // through `exited`, so the error is only logged.
+    child.stdin?.on('error', (error) => {
+      if (this.status === undefined) log.write(`\n[${new Date().toISOString()}] writing to stdin failed: ${error.message}\n`);
+    });
     this.exited = new Promise((resolve) => {
       child.on('close', (code, signal) => {
         this.status = { code, signal };
