@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { guestMac } from '../helpers/guest.ts';
+import { guestMac, type Guest } from '../helpers/guest.ts';
 import { createTap, NetNs, privateSubnet, uniqueName, type Subnet } from '../helpers/netns.ts';
 import { mustRun } from '../helpers/proc.ts';
 import { startBackendProcess, STOPPED_OR_PANICKED, type BackendProcess } from '../helpers/backend-process.ts';
@@ -105,6 +105,23 @@ async function switchSides(t: ExecutionContext, _variant: Variant, label: string
   await ns.moveLink(uplink);
   await ns.configure(uplink, hostCidr);
   return Object.assign(ns, { sides: [`${label}-a`, `${label}-b`].map((name) => ({ name, backend: sw })) });
+}
+
+/**
+ * Where the guest's /tmp/recv differs from a fresh download of `url`: the bytes that differ, per
+ * 4 KiB page of the file. Whole file pages point at the guest's page cache (written by the guest's
+ * CPU, whose dirty pages QEMU tracks); ranges the size of received segments point at RX buffers,
+ * whose dirty pages the back-end logs.
+ */
+async function whereFilesDiffer(guest: Guest, url: string): Promise<string> {
+  await guest.mustRun(`wget -q -O /tmp/recv2 ${url}`, 60_000);
+  const summary = [
+    "awk '{o=$1-1; p=int(o/4096); if(!(p in s)){s[p]=o; n++} e[p]=o; c++}",
+    'END{print c" bytes differ in "n" file pages of 4 KiB"; for(p in s) print "page "p": bytes "s[p]"-"e[p]}\'',
+  ].join(' ');
+  const { output } = await guest.run(`cmp -l /tmp/recv /tmp/recv2 | ${summary} | sort -n -k2 | head -40`, 120_000);
+  await guest.run('rm -f /tmp/recv2');
+  return output;
 }
 
 /** Replies of a running `busybox ping` so far: the sequence numbers answered. */
@@ -196,6 +213,7 @@ async function migrateBackAndForth(t: ExecutionContext, variant: Variant, label:
       if (rc === '') await sleep(1000);
     }
     const sha = (await destination.guest.mustRun('sha256sum /tmp/recv')).split(/\s+/)[0];
+    if (sha !== expectedSha) t.log(`migration ${i}: the file differs from a fresh download:\n${await whereFilesDiffer(destination.guest, `http://${subnet.hostIp}:${HTTP_PORT}/blob`)}`);
     await destination.guest.mustRun('rm -f /tmp/recv');
 
     const rarps = (readFileSync(target.backend.process.logPath, 'utf8').match(/RARP announcement sent/g) ?? []).length;
