@@ -2,7 +2,7 @@
 //! the workers log every RX buffer and used-ring write, clearing it stops logging, and setting it
 //! again (a second migration, no new SET_LOG_BASE) logs again into the same log; and a copy of
 //! guest memory kept up to date from the log while frames arrive, as QEMU keeps one, ends equal
-//! to guest memory.
+//! to guest memory — with a TAP and on a switch port.
 
 mod common;
 
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use datapath::device::{NetDevice, VringAddrs, VHOST_VRING_F_LOG};
+use datapath::switch::{Switch, TapUplink};
 use datapath::Tap;
 use vring::features::{VHOST_F_LOG_ALL, VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF};
 use vring::mmap::Mmap;
@@ -39,11 +40,10 @@ fn collect_dirty(view: &Mmap) -> Vec<u64> {
     pages
 }
 
-/// A TAP device whose RX ring (ring 0, driven by `rx`) runs with a dirty log: the device, the
-/// socket on the far side of its TAP, the guest's memory as the front-end maps it, and the log.
+/// A device whose RX ring (ring 0, driven by `rx`) runs with a dirty log: the device, the
+/// guest's memory as the front-end maps it, and the log.
 struct LoggedRx {
     device: NetDevice,
-    sock: PacketSocket,
     rx: MockDriver,
     state: QueueState,
     memory: Mmap,
@@ -53,13 +53,8 @@ struct LoggedRx {
 }
 
 impl LoggedRx {
-    /// Everything set up but the features (LOG_ALL is the caller's). Call in a fresh netns.
-    fn new() -> LoggedRx {
-        let tap = Tap::open(&unique_tap_name(), 1).expect("open TAP");
-        tap.set_link_up().expect("link up");
-        let sock = PacketSocket::bind(tap.name());
-        let mut device = NetDevice::new(tap, Arc::new(|_| {}));
-
+    /// Everything set up but the features (LOG_ALL is the caller's).
+    fn on(mut device: NetDevice) -> LoggedRx {
         let guest_fd = memfd(MEM_SIZE);
         let spec = RegionSpec { guest_phys_addr: 0, memory_size: MEM_SIZE, userspace_addr: MOCK_USER_BASE, mmap_offset: 0 };
         let driver_view = GuestMemory::new(vec![MemoryRegion::map(spec, guest_fd.as_raw_fd()).unwrap()]).unwrap();
@@ -91,14 +86,23 @@ impl LoggedRx {
         device.set_vring_call(0, Some(dup(&call))).unwrap();
         device.set_vring_kick(0, dup(&kick)).unwrap();
         device.set_vring_enable(0, true).unwrap();
-        LoggedRx { device, sock, rx, state, memory, log, kick, _call: call }
+        LoggedRx { device, rx, state, memory, log, kick, _call: call }
     }
+}
+
+/// A device on a TAP (call in a fresh netns) and a socket on the TAP's far side.
+fn tap_device() -> (NetDevice, PacketSocket) {
+    let tap = Tap::open(&unique_tap_name(), 1).expect("open TAP");
+    tap.set_link_up().expect("link up");
+    let sock = PacketSocket::bind(tap.name());
+    (NetDevice::new(tap, Arc::new(|_| {})), sock)
 }
 
 #[test]
 fn log_all_logs_rx_buffers_and_used_ring_and_survives_a_second_migration() {
     in_fresh_netns(|| {
-        let LoggedRx { mut device, sock, mut rx, state, log, .. } = LoggedRx::new();
+        let (device, sock) = tap_device();
+        let LoggedRx { mut device, mut rx, state, log, .. } = LoggedRx::on(device);
 
         let used_page = state.used_addr / VHOST_LOG_PAGE;
         let mut delivered = 0u16;
@@ -158,74 +162,95 @@ fn copy_dirty_pages(log: &Mmap, memory: &Mmap, copy: &mut [u8]) {
 /// A write the device never logs fails this on every run (checked by deleting the RX path's
 /// `note_written`); a bit set before its write is caught only when the copier happens to run
 /// between the two, so that mistake is found by chance, not reliably.
-#[test]
-fn a_copy_kept_from_the_log_while_frames_arrive_equals_guest_memory() {
+fn assert_a_copy_kept_from_the_log_equals_guest_memory(rig: LoggedRx, sock: &PacketSocket) {
     const ROUNDS: u16 = 100;
     const FRAMES_PER_ROUND: u16 = 128;
     // Past the rings of `MockDriver::with_layout` (desc 0x0, avail 0x1000, used 0x2000).
     const HEADERS: u64 = 0x3000;
     const FIRST_DATA_PAGE: u64 = 0x4000;
     const DATA_PAGES: u64 = (RX_DATA_END - FIRST_DATA_PAGE) / VHOST_LOG_PAGE;
-    in_fresh_netns(|| {
-        let LoggedRx { mut device, sock, mut rx, state, memory, log, kick: kick_fd, .. } = LoggedRx::new();
-        device.set_features(1 << VIRTIO_F_VERSION_1 | 1 << VIRTIO_NET_F_MRG_RXBUF | 1 << VHOST_F_LOG_ALL).unwrap();
+    let LoggedRx { mut device, mut rx, state, memory, log, kick: kick_fd, .. } = rig;
+    device.set_features(1 << VIRTIO_F_VERSION_1 | 1 << VIRTIO_NET_F_MRG_RXBUF | 1 << VHOST_F_LOG_ALL).unwrap();
 
-        // The bulk stage: the log is cleared, then every page is copied once.
-        collect_dirty(&log);
-        let mut copy = vec![0u8; MEM_SIZE as usize];
-        // SAFETY: `memory` maps MEM_SIZE bytes; nothing writes guest memory yet.
-        unsafe { std::ptr::copy_nonoverlapping(memory.as_ptr(), copy.as_mut_ptr(), copy.len()) };
-        let memory = Arc::new(memory);
-        let stop = Arc::new(AtomicBool::new(false));
-        let copier = {
-            let (log, memory, stop) = (log.clone(), memory.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut passes = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    copy_dirty_pages(&log, &memory, &mut copy);
-                    passes += 1;
-                }
-                (copy, passes)
-            })
-        };
+    // The bulk stage: the log is cleared, then every page is copied once.
+    collect_dirty(&log);
+    let mut copy = vec![0u8; MEM_SIZE as usize];
+    // SAFETY: `memory` maps MEM_SIZE bytes; nothing writes guest memory yet.
+    unsafe { std::ptr::copy_nonoverlapping(memory.as_ptr(), copy.as_mut_ptr(), copy.len()) };
+    let memory = Arc::new(memory);
+    let stop = Arc::new(AtomicBool::new(false));
+    let copier = {
+        let (log, memory, stop) = (log.clone(), memory.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut passes = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                copy_dirty_pages(&log, &memory, &mut copy);
+                passes += 1;
+            }
+            (copy, passes)
+        })
+    };
 
-        // The driver's own writes (descriptors, avail ring) are the guest's: logged by "QEMU" here.
-        let driver_pages = 0..state.used_addr / VHOST_LOG_PAGE;
-        let mut delivered = 0u16;
-        for round in 0..ROUNDS {
-            for i in 0..FRAMES_PER_ROUND {
-                // The header in a buffer of its own, the frame in a page no other buffer shares:
-                // a data page is then marked only for the frame written into it.
-                let header = HEADERS + u64::from(i) * 16;
-                let page = (u64::from(round) * u64::from(FRAMES_PER_ROUND) + u64::from(i)) % DATA_PAGES;
-                rx.add_desc_chain(&[(header, 12, true), (FIRST_DATA_PAGE + page * VHOST_LOG_PAGE, 2048, true)]);
-            }
-            rx.publish_avail();
-            // Buffers after the ring ran dry: the driver kicks (the device asks for it then).
-            kick(&kick_fd);
-            for page in driver_pages.clone() {
-                mark_dirty(&log, page);
-            }
-            for i in 0..FRAMES_PER_ROUND {
-                let seed = (round * FRAMES_PER_ROUND + i) as u8;
-                sock.send(&test_frame(GUEST_MAC, HOST_MAC, 1514 - usize::from(seed) * 2, seed));
-            }
-            delivered = delivered.wrapping_add(FRAMES_PER_ROUND);
-            wait_until("the round's frames in the used ring", || rx.used_idx() == delivered);
+    // The driver's own writes (descriptors, avail ring) are the guest's: logged by "QEMU" here.
+    let driver_pages = 0..state.used_addr / VHOST_LOG_PAGE;
+    let mut delivered = 0u16;
+    for round in 0..ROUNDS {
+        for i in 0..FRAMES_PER_ROUND {
+            // The header in a buffer of its own, the frame in a page no other buffer shares:
+            // a data page is then marked only for the frame written into it.
+            let header = HEADERS + u64::from(i) * 16;
+            let page = (u64::from(round) * u64::from(FRAMES_PER_ROUND) + u64::from(i)) % DATA_PAGES;
+            rx.add_desc_chain(&[(header, 12, true), (FIRST_DATA_PAGE + page * VHOST_LOG_PAGE, 2048, true)]);
         }
-        // Migration's end: stop the ring, stop copying, read the log a last time.
-        device.get_vring_base(0).unwrap();
-        stop.store(true, Ordering::Relaxed);
-        let (mut copy, passes) = copier.join().unwrap();
-        copy_dirty_pages(&log, &memory, &mut copy);
+        rx.publish_avail();
+        // Buffers after the ring ran dry: the driver kicks (the device asks for it then).
+        kick(&kick_fd);
+        for page in driver_pages.clone() {
+            mark_dirty(&log, page);
+        }
+        for i in 0..FRAMES_PER_ROUND {
+            let seed = (round * FRAMES_PER_ROUND + i) as u8;
+            sock.send(&test_frame(GUEST_MAC, HOST_MAC, 1514 - usize::from(seed) * 2, seed));
+        }
+        delivered = delivered.wrapping_add(FRAMES_PER_ROUND);
+        wait_until("the round's frames in the used ring", || rx.used_idx() == delivered);
+    }
+    // Migration's end: stop the ring, stop copying, read the log a last time.
+    device.get_vring_base(0).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let (mut copy, passes) = copier.join().unwrap();
+    copy_dirty_pages(&log, &memory, &mut copy);
 
-        let page = VHOST_LOG_PAGE as usize;
-        // SAFETY: the ring is stopped: nothing writes guest memory any more.
-        let now = unsafe { std::slice::from_raw_parts(memory.as_ptr(), MEM_SIZE as usize) };
-        let stale: Vec<usize> = (0..MEM_SIZE as usize / page).filter(|p| copy[p * page..(p + 1) * page] != now[p * page..(p + 1) * page]).collect();
-        assert!(passes > 1, "the log was read while frames arrived ({passes} passes)");
-        assert_eq!(stale, Vec::<usize>::new(), "pages whose last write the log missed ({passes} passes over the log)");
-        drop(device);
+    let page = VHOST_LOG_PAGE as usize;
+    // SAFETY: the ring is stopped: nothing writes guest memory any more.
+    let now = unsafe { std::slice::from_raw_parts(memory.as_ptr(), MEM_SIZE as usize) };
+    let stale: Vec<usize> = (0..MEM_SIZE as usize / page).filter(|p| copy[p * page..(p + 1) * page] != now[p * page..(p + 1) * page]).collect();
+    assert!(passes > 1, "the log was read while frames arrived ({passes} passes)");
+    assert_eq!(stale, Vec::<usize>::new(), "pages whose last write the log missed ({passes} passes over the log)");
+    drop(device);
+}
+
+#[test]
+fn a_copy_kept_from_the_log_equals_guest_memory_with_a_tap() {
+    in_fresh_netns(|| {
+        let (device, sock) = tap_device();
+        assert_a_copy_kept_from_the_log_equals_guest_memory(LoggedRx::on(device), &sock);
+    });
+}
+
+/// On a switch the frames are written into the guest's RX ring by the thread of the port they
+/// came in on (here a TAP uplink's), not by the guest's own worker.
+#[test]
+fn a_copy_kept_from_the_log_equals_guest_memory_on_a_switch_port() {
+    in_fresh_netns(|| {
+        let switch = Switch::new(1500, Duration::from_secs(300));
+        let uplink_name = unique_tap_name();
+        let _uplink = TapUplink::open(&switch, &uplink_name, 0).expect("open the TAP uplink");
+        let up = std::process::Command::new("ip").args(["link", "set", &uplink_name, "up"]).status().expect("run ip");
+        assert!(up.success());
+        let sock = PacketSocket::bind(&uplink_name);
+        let device = NetDevice::new_switch_port(&switch, "guest", 0, Arc::new(|_| {}));
+        assert_a_copy_kept_from_the_log_equals_guest_memory(LoggedRx::on(device), &sock);
     });
 }
 
