@@ -23,7 +23,8 @@ import { createTap, NetNs, privateSubnet, uniqueName, type Subnet } from '../hel
 import { mustRun } from '../helpers/proc.ts';
 import { startBackendProcess, STOPPED_OR_PANICKED, type BackendProcess } from '../helpers/backend-process.ts';
 import { bootMigratableGuest, migrate, type MigratableGuest } from '../helpers/migratable-guest.ts';
-import { retryingQemuGuestCrashes } from '../helpers/migration-retry.ts';
+import { GuestMemoryCorrupted, retryingQemuGuestCrashes } from '../helpers/migration-retry.ts';
+import { fileDifferenceCommand, parseFileDifference, wholePagesOnly, type FileDifference } from '../helpers/file-corruption.ts';
 import { ctl, startSwitch, type SwitchProcess } from '../helpers/switch-process.ts';
 
 const MEMORY_MIB = 256;
@@ -107,21 +108,12 @@ async function switchSides(t: ExecutionContext, _variant: Variant, label: string
   return Object.assign(ns, { sides: [`${label}-a`, `${label}-b`].map((name) => ({ name, backend: sw })) });
 }
 
-/**
- * Where the guest's /tmp/recv differs from a fresh download of `url`: the bytes that differ, per
- * 4 KiB page of the file. Whole file pages point at the guest's page cache (written by the guest's
- * CPU, whose dirty pages QEMU tracks); ranges the size of received segments point at RX buffers,
- * whose dirty pages the back-end logs.
- */
-async function whereFilesDiffer(guest: Guest, url: string): Promise<string> {
+/** Where the guest's /tmp/recv differs from a fresh download of `url` (see file-corruption.ts). */
+async function whereFilesDiffer(guest: Guest, url: string): Promise<{ text: string; diff: FileDifference }> {
   await guest.mustRun(`wget -q -O /tmp/recv2 ${url}`, 60_000);
-  const summary = [
-    "awk '{o=$1-1; p=int(o/4096); if(!(p in s)){s[p]=o; n++} e[p]=o; c++}",
-    'END{print c" bytes differ in "n" file pages of 4 KiB"; for(p in s) print "page "p": bytes "s[p]"-"e[p]}\'',
-  ].join(' ');
-  const { output } = await guest.run(`cmp -l /tmp/recv /tmp/recv2 | ${summary} | sort -n -k2 | head -40`, 120_000);
+  const { output } = await guest.run(fileDifferenceCommand('/tmp/recv', '/tmp/recv2'), 120_000);
   await guest.run('rm -f /tmp/recv2');
-  return output;
+  return { text: output, diff: parseFileDifference(output) };
 }
 
 /** Replies of a running `busybox ping` so far: the sequence numbers answered. */
@@ -213,7 +205,11 @@ async function migrateBackAndForth(t: ExecutionContext, variant: Variant, label:
       if (rc === '') await sleep(1000);
     }
     const sha = (await destination.guest.mustRun('sha256sum /tmp/recv')).split(/\s+/)[0];
-    if (sha !== expectedSha) t.log(`migration ${i}: the file differs from a fresh download:\n${await whereFilesDiffer(destination.guest, `http://${subnet.hostIp}:${HTTP_PORT}/blob`)}`);
+    if (sha !== expectedSha) {
+      const { text, diff } = await whereFilesDiffer(destination.guest, `http://${subnet.hostIp}:${HTTP_PORT}/blob`);
+      t.log(`migration ${i} (wget rc ${rc}): the file differs from a fresh download:\n${text}`);
+      if (wholePagesOnly(diff)) throw new GuestMemoryCorrupted(`migration ${i}: whole pages of the guest's page cache went stale (${diff.pages.length} of the file's)`);
+    }
     await destination.guest.mustRun('rm -f /tmp/recv');
 
     const rarps = (readFileSync(target.backend.process.logPath, 'utf8').match(/RARP announcement sent/g) ?? []).length;
