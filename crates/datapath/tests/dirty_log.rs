@@ -53,7 +53,8 @@ struct LoggedRx {
 }
 
 impl LoggedRx {
-    /// Everything set up but the features (LOG_ALL is the caller's).
+    /// Everything set up but the features (LOG_ALL is the caller's). On the way it checks that
+    /// a log file shorter than SET_LOG_BASE claims is refused before it is mapped.
     fn on(mut device: NetDevice) -> LoggedRx {
         let guest_fd = memfd(MEM_SIZE);
         let spec = RegionSpec { guest_phys_addr: 0, memory_size: MEM_SIZE, userspace_addr: MOCK_USER_BASE, mmap_offset: 0 };
